@@ -1,0 +1,227 @@
+"""The global depthwise convolution: one kernel per channel, as long as the sequence.
+
+Three modes, for x of shape (B, L, D) and a kernel of shape (K, D) (2K-1 rows for ``full``);
+n is a sequence's true length (``lengths[b]``, or L), outputs at t >= n are 0:
+
+* ``circular`` (the seed's operator): ``y[t,c] = sum_{s<n} k[s,c] * x[(t+s) mod n, c]``; needs K >= n.
+* ``causal``: ``y[t,c] = sum_{s<=t} k[s,c] * x[t-s, c]`` (taps past K count as 0).
+* ``full`` (bidirectional, zero padded): ``y[t,c] = sum_s k[K-1+s,c] * x[t+s, c]`` for
+  s in [-(K-1), K-1], x read as 0 outside [0, n); needs K >= n.
+
+Two backends compute the same function: ``direct`` is the literal O(L^2 D) depthwise ``conv1d``
+with a length-L kernel; ``fft`` is O(L D log L) with real FFTs (circular at size n, causal and
+full zero padded to a 5-smooth length so nothing wraps). ``auto`` picks by length.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+Mode = Literal["circular", "causal", "full"]
+Backend = Literal["auto", "direct", "fft"]
+MODES = ("circular", "causal", "full")
+BACKENDS = ("auto", "direct", "fft")
+
+# Below this length the direct convolution beats three FFTs on a CPU (see `globalconv bench op`).
+AUTO_DIRECT_MAX_LEN = 32
+
+
+def global_conv(
+    x: Tensor,
+    kernel: Tensor,
+    *,
+    mode: Mode = "circular",
+    lengths: Tensor | None = None,
+    backend: Backend = "auto",
+) -> Tensor:
+    """Global depthwise convolution of x (B, L, D) with kernel (K, D); returns (B, L, D).
+
+    See the module docstring for the exact formula of each mode. ``lengths`` (B,) holds each
+    sequence's true length n in [1, L]: its output depends on its first n positions only and is
+    0 from n on. bf16/fp16 inputs are computed in float32 and returned in their own dtype.
+    """
+    _check(x, kernel, mode, lengths, backend)
+    B, L, D = x.shape
+    if lengths is not None and bool((lengths == L).all()):
+        lengths = None
+    if backend == "auto":
+        backend = "direct" if L <= AUTO_DIRECT_MAX_LEN else "fft"
+
+    out_dtype = x.dtype
+    dtype = torch.promote_types(torch.promote_types(x.dtype, kernel.dtype), torch.float32)
+    x = x.to(dtype)
+    kernel = kernel.to(dtype)
+    if lengths is not None:
+        x = x * _valid_mask(lengths, L, x.dtype)  # garbage in the padding must not leak in
+
+    if mode == "circular":
+        fn = _circular_direct if backend == "direct" else _circular_fft
+        y = fn(x, kernel, lengths)
+    else:
+        K = kernel.shape[0] if mode == "causal" else (kernel.shape[0] + 1) // 2
+        kernel = _taps_within(kernel, mode, K, L)
+        y = _linear_direct(x, kernel, mode) if backend == "direct" else _linear_fft(x, kernel, mode)
+        if lengths is not None:
+            y = y * _valid_mask(lengths, L, y.dtype)
+    return y.to(out_dtype)
+
+
+# ---------------------------------------------------------------------------------------------
+# input checks
+
+
+def _check(x: Tensor, kernel: Tensor, mode: str, lengths: Tensor | None, backend: str) -> None:
+    if mode not in MODES:
+        raise ValueError(f"unknown mode {mode!r}; expected one of {', '.join(MODES)}")
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; expected one of {', '.join(BACKENDS)}")
+    if not isinstance(x, Tensor) or x.dim() != 3:
+        shape = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
+        raise ValueError(f"x must have shape (B, L, D), got {shape}")
+    if not isinstance(kernel, Tensor) or kernel.dim() != 2:
+        shape = tuple(kernel.shape) if isinstance(kernel, Tensor) else type(kernel).__name__
+        raise ValueError(f"kernel must have shape (K, D), got {shape}")
+    if not x.is_floating_point() or not kernel.is_floating_point():
+        raise ValueError(
+            f"x and kernel must be floating point, got {x.dtype} and {kernel.dtype}; "
+            "cast with .float()"
+        )
+    if x.device != kernel.device:
+        raise ValueError(f"x is on {x.device} but kernel on {kernel.device}; move both to one device")
+    B, L, D = x.shape
+    if L == 0 or B == 0:
+        raise ValueError(f"x must have at least one sequence and one position, got {tuple(x.shape)}")
+    if kernel.shape[1] != D:
+        raise ValueError(f"kernel has {kernel.shape[1]} channels but x has D={D}; expected kernel (K, {D})")
+    n_max = L
+    if lengths is not None:
+        if not isinstance(lengths, Tensor) or lengths.shape != (B,):
+            shape = tuple(lengths.shape) if isinstance(lengths, Tensor) else type(lengths).__name__
+            raise ValueError(f"lengths must have shape ({B},) matching the batch, got {shape}")
+        if lengths.is_floating_point() or lengths.is_complex() or lengths.dtype == torch.bool:
+            raise ValueError(f"lengths must be an integer tensor, got {lengths.dtype}")
+        if lengths.device != x.device:
+            raise ValueError(f"lengths is on {lengths.device} but x on {x.device}")
+        lo, hi = int(lengths.min()), int(lengths.max())
+        if lo < 1 or hi > L:
+            raise ValueError(f"lengths must lie in [1, {L}] (the padded length), got [{lo}, {hi}]")
+        n_max = hi
+    K = kernel.shape[0]
+    if mode == "circular" and K < n_max:
+        raise ValueError(
+            f"circular mode needs a kernel of at least n={n_max} taps, got K={K}; "
+            f"pass a kernel of shape ({n_max}, {D}) or longer"
+        )
+    if mode == "full":
+        if K % 2 == 0:
+            raise ValueError(f"full mode needs a kernel of 2K-1 (odd) rows, got {K}")
+        if (K + 1) // 2 < n_max:
+            raise ValueError(
+                f"full mode needs K >= n={n_max}, i.e. a kernel of {2 * n_max - 1} rows, got {K}"
+            )
+
+
+def _valid_mask(lengths: Tensor, L: int, dtype: torch.dtype) -> Tensor:
+    """(B, L, 1) mask, 1 where t < lengths[b]."""
+    positions = torch.arange(L, device=lengths.device)
+    return (positions[None, :] < lengths[:, None]).to(dtype)[..., None]
+
+
+def _taps_within(kernel: Tensor, mode: str, K: int, L: int) -> Tensor:
+    """Drop the taps that can only ever meet zero padding (|offset| >= L)."""
+    keep = min(K, L)
+    if mode == "causal":
+        return kernel[:keep]
+    return kernel[K - keep : K - 1 + keep]
+
+
+def fast_fft_size(n: int) -> int:
+    """Smallest 5-smooth integer >= n (FFTs are fastest at sizes with small prime factors)."""
+    m = max(int(n), 1)
+    while True:
+        r = m
+        for p in (2, 3, 5):
+            while r % p == 0:
+                r //= p
+        if r == 1:
+            return m
+        m += 1
+
+
+# ---------------------------------------------------------------------------------------------
+# direct backend: the seed's operator written literally as a depthwise conv1d
+
+
+def _depthwise_conv1d(x_bdl: Tensor, kernel_kd: Tensor) -> Tensor:
+    """out[b,c,t] = sum_s kernel[s,c] * x[b,c,t+s] (cross-correlation, no padding)."""
+    D = x_bdl.shape[1]
+    return F.conv1d(x_bdl, kernel_kd.t().unsqueeze(1), groups=D)
+
+
+def _circular_direct(x: Tensor, kernel: Tensor, lengths: Tensor | None) -> Tensor:
+    B, L, D = x.shape
+    if lengths is None:
+        groups = [(L, slice(None))]
+    else:
+        groups = [(int(n), (lengths == n).nonzero().squeeze(1)) for n in lengths.unique()]
+    y = x.new_zeros(B, L, D)
+    for n, rows in groups:
+        xn = x[rows, :n].transpose(1, 2)  # (b, D, n)
+        xn = F.pad(xn, (0, n - 1), mode="circular") if n > 1 else xn  # x[(t+s) mod n]
+        y[rows, :n] = _depthwise_conv1d(xn, kernel[:n]).transpose(1, 2)
+    return y
+
+
+def _linear_direct(x: Tensor, kernel: Tensor, mode: str) -> Tensor:
+    taps = kernel.shape[0]
+    xt = x.transpose(1, 2)  # (B, D, L)
+    if mode == "causal":  # y[t] = sum_s k[s] x[t-s]: correlate with the flipped kernel
+        xt = F.pad(xt, (taps - 1, 0))
+        kernel = kernel.flip(0)
+    else:
+        half = (taps - 1) // 2
+        xt = F.pad(xt, (half, half))
+    return _depthwise_conv1d(xt, kernel).transpose(1, 2)
+
+
+# ---------------------------------------------------------------------------------------------
+# fft backend
+
+
+def _circular_fft(x: Tensor, kernel: Tensor, lengths: Tensor | None) -> Tensor:
+    B, L, D = x.shape
+    if lengths is None:
+        # circular cross-correlation: Y = conj(K) * X at size L
+        X = torch.fft.rfft(x, n=L, dim=1)
+        Kf = torch.fft.rfft(kernel[:L], n=L, dim=0)
+        return torch.fft.irfft(X * Kf.conj(), n=L, dim=1)
+    # Ragged lengths: each sequence wraps at its own n. With x zero beyond n and the kernel cut
+    # to n taps, the linear correlation u[m] = sum_{s<n} k[s] x[m+s] gives
+    # y[t] = u[t] + u[t-n]  (the second term is the wrapped part), for t < n.
+    N = fast_fft_size(2 * L)
+    taps = torch.arange(L, device=x.device)
+    k = kernel[:L].unsqueeze(0) * (taps[None, :] < lengths[:, None]).to(x.dtype)[..., None]
+    U = torch.fft.rfft(x, n=N, dim=1) * torch.fft.rfft(k, n=N, dim=1).conj()
+    u = torch.fft.irfft(U, n=N, dim=1)  # (B, N, D), u[m mod N]
+    t = taps[None, :].expand(B, L)
+    wrapped = (t - lengths[:, None]) % N
+    index = lambda i: i[..., None].expand(B, L, D)  # noqa: E731
+    y = u[:, :L] + torch.gather(u, 1, index(wrapped))
+    return y * _valid_mask(lengths, L, y.dtype)
+
+
+def _linear_fft(x: Tensor, kernel: Tensor, mode: str) -> Tensor:
+    B, L, D = x.shape
+    taps = kernel.shape[0]
+    N = fast_fft_size(L + taps - 1)
+    X = torch.fft.rfft(x, n=N, dim=1)
+    if mode == "causal":  # linear convolution, outputs 0..L-1
+        return torch.fft.irfft(X * torch.fft.rfft(kernel, n=N, dim=0), n=N, dim=1)[:, :L]
+    # full: correlation with offsets -(h)..h, h = (taps-1)/2; rotate so offset 0 sits at index 0
+    half = (taps - 1) // 2
+    rotated = torch.roll(F.pad(kernel, (0, 0, 0, N - taps)), -half, dims=0)
+    return torch.fft.irfft(X * torch.fft.rfft(rotated, n=N, dim=0).conj(), n=N, dim=1)[:, :L]
