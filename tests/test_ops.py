@@ -48,7 +48,11 @@ def make(L, D=3, B=2, mode="circular", dtype=torch.float64, extra_taps=0, seed=0
 def test_backends_match_reference(L, mode, dtype):
     x, kernel = make(L, mode=mode, dtype=dtype, B=2 if L < 500 else 1, D=3 if L < 500 else 2)
     want = reference(x, kernel, mode)
-    tol = dict(rtol=1e-4, atol=1e-4 * L**0.5) if dtype == torch.float32 else dict(rtol=1e-9, atol=1e-9)
+    tol = (
+        dict(rtol=1e-4, atol=1e-4 * L**0.5)
+        if dtype == torch.float32
+        else dict(rtol=1e-9, atol=1e-9)
+    )
     for backend in ["direct", "fft", "auto"]:
         got = global_conv(x, kernel, mode=mode, backend=backend)
         assert got.dtype == dtype and got.shape == x.shape
@@ -84,7 +88,9 @@ def test_padding_and_batch_mates_do_not_leak(mode, backend):
         torch.testing.assert_close(y[b], y2[b], rtol=1e-9, atol=1e-9)
         assert (y2[b, int(lengths[b]) :] == 0).all()
     # alone in its own batch, cut to its own length, a sequence gives the same output
-    alone = global_conv(x[:1, :10], kernel if mode == "causal" else kernel, mode=mode, backend=backend)
+    alone = global_conv(
+        x[:1, :10], kernel if mode == "causal" else kernel, mode=mode, backend=backend
+    )
     torch.testing.assert_close(y[0, :10], alone[0], rtol=1e-9, atol=1e-9)
 
 

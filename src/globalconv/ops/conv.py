@@ -3,7 +3,8 @@
 Three modes, for x of shape (B, L, D) and a kernel of shape (K, D) (2K-1 rows for ``full``);
 n is a sequence's true length (``lengths[b]``, or L), outputs at t >= n are 0:
 
-* ``circular`` (the seed's operator): ``y[t,c] = sum_{s<n} k[s,c] * x[(t+s) mod n, c]``; needs K >= n.
+* ``circular`` (the seed's operator): ``y[t,c] = sum_{s<n} k[s,c] * x[(t+s) mod n, c]``;
+  needs K >= n.
 * ``causal``: ``y[t,c] = sum_{s<=t} k[s,c] * x[t-s, c]`` (taps past K count as 0).
 * ``full`` (bidirectional, zero padded): ``y[t,c] = sum_s k[K-1+s,c] * x[t+s, c]`` for
   s in [-(K-1), K-1], x read as 0 outside [0, n); needs K >= n.
@@ -15,6 +16,7 @@ full zero padded to a 5-smooth length so nothing wraps). ``auto`` picks by lengt
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 import torch
@@ -48,8 +50,7 @@ def global_conv(
     B, L, D = x.shape
     if lengths is not None and bool((lengths == L).all()):
         lengths = None
-    if backend == "auto":
-        backend = "direct" if L <= AUTO_DIRECT_MAX_LEN else "fft"
+    backend = resolve_backend(backend, L)
 
     out_dtype = x.dtype
     dtype = torch.promote_types(torch.promote_types(x.dtype, kernel.dtype), torch.float32)
@@ -91,12 +92,18 @@ def _check(x: Tensor, kernel: Tensor, mode: str, lengths: Tensor | None, backend
             "cast with .float()"
         )
     if x.device != kernel.device:
-        raise ValueError(f"x is on {x.device} but kernel on {kernel.device}; move both to one device")
+        raise ValueError(
+            f"x is on {x.device} but kernel on {kernel.device}; move both to one device"
+        )
     B, L, D = x.shape
     if L == 0 or B == 0:
-        raise ValueError(f"x must have at least one sequence and one position, got {tuple(x.shape)}")
+        raise ValueError(
+            f"x must have at least one sequence and one position, got {tuple(x.shape)}"
+        )
     if kernel.shape[1] != D:
-        raise ValueError(f"kernel has {kernel.shape[1]} channels but x has D={D}; expected kernel (K, {D})")
+        raise ValueError(
+            f"kernel has {kernel.shape[1]} channels but x has D={D}; expected kernel (K, {D})"
+        )
     n_max = L
     if lengths is not None:
         if not isinstance(lengths, Tensor) or lengths.shape != (B,):
@@ -137,6 +144,32 @@ def _taps_within(kernel: Tensor, mode: str, K: int, L: int) -> Tensor:
     if mode == "causal":
         return kernel[:keep]
     return kernel[K - keep : K - 1 + keep]
+
+
+def resolve_backend(backend: Backend, L: int) -> Literal["direct", "fft"]:
+    """The backend ``auto`` stands for at length L."""
+    if backend == "auto":
+        return "direct" if L <= AUTO_DIRECT_MAX_LEN else "fft"
+    return backend
+
+
+def fft_size(mode: Mode, L: int) -> int:
+    """Transform length the fft backend uses for full-length sequences of length L."""
+    return L if mode == "circular" else fast_fft_size(2 * L - 1)
+
+
+def flops(mode: Mode, L: int, D: int, backend: Backend = "auto") -> int:
+    """Analytic forward FLOPs of one sequence (multiply-add = 2; a real FFT of size n counts
+    2.5 n log2 n; a complex multiply 6). Kernel transform included, once per sequence."""
+    if resolve_backend(backend, L) == "direct":
+        return 2 * L * L * D if mode != "full" else 2 * L * (2 * L - 1) * D
+    n = fft_size(mode, L)
+    return int(D * (3 * rfft_flops(n) + 6 * (n // 2 + 1)))
+
+
+def rfft_flops(n: int) -> float:
+    """FLOPs convention for one real FFT (or inverse) of size n: 2.5 n log2 n."""
+    return 2.5 * n * math.log2(n) if n > 1 else 0.0
 
 
 def fast_fft_size(n: int) -> int:

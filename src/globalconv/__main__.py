@@ -1,0 +1,5 @@
+import sys
+
+from globalconv.cli import main
+
+sys.exit(main())

@@ -1,0 +1,169 @@
+"""Typed experiment configuration: model, task, training and run.
+
+Configs load from YAML or JSON and take dotted overrides (``model.d_model=128``). Unknown keys,
+wrong types and impossible combinations raise ``ConfigError`` with a one-line message naming the
+key and what is allowed; nothing is ever ``exec``-ed.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+
+class ConfigError(ValueError):
+    """A configuration problem, phrased for the user (the CLI exits with code 2)."""
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class ModelConfig(Strict):
+    mixer: str = "global_conv"
+    mixer_options: dict[str, Any] = Field(default_factory=dict)
+    d_model: int = Field(64, ge=1)
+    n_layers: int = Field(2, ge=1)
+    d_ff: int | None = Field(None, ge=1, description="feed-forward width; default 4 * d_model")
+    dropout: float = Field(0.1, ge=0.0, lt=1.0)
+    norm: Literal["post", "pre"] = "post"
+    activation: Literal["relu", "gelu"] = "relu"
+    positions: Literal["sinusoidal", "learned", "none"] | None = Field(
+        None, description="default: sinusoidal when any layer is attention, none otherwise"
+    )
+
+    @field_validator("mixer")
+    @classmethod
+    def _known_mixer(cls, name: str) -> str:
+        from globalconv import mixers
+
+        if name not in mixers.available():
+            raise ValueError(f"unknown mixer {name!r}; available: {', '.join(mixers.available())}")
+        return name
+
+    def layer_mixers(self) -> list[tuple[str, dict[str, Any]]]:
+        """(mixer name, options) for each layer."""
+        return [(self.mixer, dict(self.mixer_options)) for _ in range(self.n_layers)]
+
+    def resolved_positions(self) -> str:
+        if self.positions is not None:
+            return self.positions
+        uses_attention = any(name == "attention" for name, _ in self.layer_mixers())
+        return "sinusoidal" if uses_attention else "none"
+
+    def resolved_d_ff(self) -> int:
+        return self.d_ff if self.d_ff is not None else 4 * self.d_model
+
+
+class TaskConfig(Strict):
+    name: str = "mnist1d"
+    params: dict[str, Any] = Field(default_factory=dict, description="the task's own parameters")
+
+
+class TrainConfig(Strict):
+    steps: int = Field(1000, ge=1)
+    batch_size: int = Field(64, ge=1)
+    lr: float = Field(1e-3, gt=0)
+    weight_decay: float = Field(0.01, ge=0)
+    warmup_steps: int = Field(100, ge=0)
+    schedule: Literal["cosine", "constant", "inverse_sqrt"] = "cosine"
+    grad_clip: float | None = Field(1.0, gt=0)
+    eval_every: int = Field(
+        0, ge=0, description="steps between validation passes; 0: only at the end"
+    )
+    eval_batch_size: int = Field(256, ge=1)
+    seed: int = 0
+    device: str = "cpu"
+
+
+class RunConfig(Strict):
+    name: str | None = None
+    task: TaskConfig = Field(default_factory=TaskConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+
+
+def load_file(path: str | Path) -> dict[str, Any]:
+    """Read a YAML or JSON config file into a plain dict."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {path} does not exist")
+    text = path.read_text()
+    try:
+        data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    except (json.JSONDecodeError, yaml.YAMLError) as err:
+        raise ConfigError(
+            f"config file {path} is not valid {path.suffix.lstrip('.') or 'YAML'}: {err}"
+        ) from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(
+            f"config file {path} must hold a mapping at the top, got {type(data).__name__}"
+        )
+    return data
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply ``a.b.c=value`` overrides (values parsed as YAML) to a nested dict, in place."""
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(
+                f"override {item!r} must look like key.path=value, e.g. model.d_model=128"
+            )
+        try:
+            value = yaml.safe_load(raw) if raw else ""
+        except yaml.YAMLError as err:
+            raise ConfigError(f"override {item!r}: value is not valid YAML ({err})") from None
+        node = data
+        parts = key.split(".")
+        for part in parts[:-1]:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise ConfigError(f"override {item!r}: {part!r} is a value, not a section")
+            node = child
+        node[parts[-1]] = value
+    return data
+
+
+def parse(data: dict[str, Any]) -> RunConfig:
+    """Validate a dict as a RunConfig, turning pydantic's report into one clear line."""
+    try:
+        return RunConfig.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(describe(err)) from None
+
+
+def describe(err: ValidationError) -> str:
+    problems = []
+    for e in err.errors():
+        key = ".".join(str(p) for p in e["loc"]) or "config"
+        if e["type"] == "extra_forbidden":
+            allowed = ", ".join(_fields_at(e["loc"][:-1]))
+            problems.append(f"unknown key {key!r}; allowed here: {allowed}")
+        else:
+            message = e["msg"].removeprefix("Value error, ")
+            problems.append(f"{key}: {message} (got {e.get('input')!r})")
+    return "; ".join(problems)
+
+
+def _fields_at(loc: tuple) -> list[str]:
+    """Field names of the config section at ``loc`` (a pydantic error location)."""
+    model: type[BaseModel] = RunConfig
+    for part in loc:
+        annotation = model.model_fields[str(part)].annotation
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return []
+        model = annotation
+    return list(model.model_fields)
+
+
+def load(path: str | Path | None = None, overrides: list[str] | None = None) -> RunConfig:
+    """Load a config file (or the defaults), apply overrides, validate."""
+    data = load_file(path) if path is not None else {}
+    return parse(apply_overrides(data, overrides or []))

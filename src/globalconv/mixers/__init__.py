@@ -1,0 +1,17 @@
+"""Token mixers behind one interface: ``build(name, d_model=..., max_len=..., causal=...)``.
+
+Each mixer lives in its own file and registers itself; importing it here is all it takes.
+"""
+
+from globalconv.mixers import attention, global_conv  # noqa: F401  (registration)
+from globalconv.mixers.base import (
+    TokenMixer,
+    available,
+    build,
+    get,
+    options,
+    register_mixer,
+    valid_mask,
+)
+
+__all__ = ["TokenMixer", "available", "build", "get", "options", "register_mixer", "valid_mask"]

@@ -1,0 +1,120 @@
+"""The token-mixer interface and its registry.
+
+A token mixer maps (B, L, D) to (B, L, D) and is the only part of a Transformer block that
+moves information between positions. A new mixer is one new file::
+
+    @register_mixer("my_mixer")
+    class MyMixer(TokenMixer):
+        def __init__(self, d_model, max_len, causal=False, *, my_option=3): ...
+        def forward(self, x, lengths=None): ...
+        def flops(self, L): ...
+
+and one import line in ``globalconv/mixers/__init__.py``. Options are keyword-only arguments
+of ``__init__``; ``build`` rejects unknown ones with the list of allowed ones.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor, nn
+
+_REGISTRY: dict[str, type[TokenMixer]] = {}
+
+
+class TokenMixer(nn.Module):
+    """Base class: ``forward(x, lengths=None)`` maps (B, L, D) to (B, L, D).
+
+    Contract: with ``lengths`` (B,), a sequence's outputs at t < n depend only on its own first
+    n positions, and outputs at t >= n are 0. With ``causal=True``, output t depends on x[:t+1].
+    """
+
+    name: ClassVar[str] = ""
+    supports_causal: ClassVar[bool] = True
+    supports_bidirectional: ClassVar[bool] = True
+    length_free: ClassVar[bool] = False  # True: runs at any length, max_len is only a hint
+
+    def __init__(self, d_model: int, max_len: int, causal: bool = False) -> None:
+        super().__init__()
+        if d_model < 1 or max_len < 1:
+            raise ValueError(f"d_model and max_len must be >= 1, got {d_model} and {max_len}")
+        self.d_model = d_model
+        self.max_len = max_len
+        self.causal = causal
+
+    def forward(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:  # (B, L, D)
+        raise NotImplementedError
+
+    def flops(self, L: int) -> int:
+        """Analytic forward FLOPs for one sequence of length L (a multiply-add is 2 FLOPs)."""
+        raise NotImplementedError
+
+    def num_params(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    def check_length(self, L: int) -> None:
+        if L > self.max_len:
+            raise ValueError(
+                f"{self.name}: sequence length {L} exceeds max_len={self.max_len}; "
+                f"build the mixer with max_len >= {L}"
+            )
+
+
+def register_mixer(name: str):
+    """Class decorator adding a TokenMixer subclass to the registry under ``name``."""
+
+    def decorate(cls: type[TokenMixer]) -> type[TokenMixer]:
+        if name in _REGISTRY:
+            raise ValueError(f"mixer {name!r} is registered twice")
+        cls.name = name
+        _REGISTRY[name] = cls
+        return cls
+
+    return decorate
+
+
+def available() -> list[str]:
+    """Names of the registered mixers."""
+    return sorted(_REGISTRY)
+
+
+def get(name: str) -> type[TokenMixer]:
+    if name not in _REGISTRY:
+        raise ValueError(f"unknown mixer {name!r}; available: {', '.join(available())}")
+    return _REGISTRY[name]
+
+
+def options(name: str) -> dict[str, Any]:
+    """The keyword options a mixer accepts, with their defaults."""
+    signature = inspect.signature(get(name).__init__)
+    return {
+        p.name: p.default
+        for p in signature.parameters.values()
+        if p.kind is inspect.Parameter.KEYWORD_ONLY
+    }
+
+
+def build(
+    name: str, *, d_model: int, max_len: int, causal: bool = False, **opts: Any
+) -> TokenMixer:
+    """Build the mixer registered as ``name``; unknown options raise ``ValueError``."""
+    cls = get(name)
+    allowed = options(name)
+    unknown = sorted(set(opts) - set(allowed))
+    if unknown:
+        listed = ", ".join(allowed) or "none"
+        raise ValueError(f"mixer {name!r} has no option {', '.join(unknown)}; allowed: {listed}")
+    if causal and not cls.supports_causal:
+        raise ValueError(f"mixer {name!r} cannot be causal; use it in bidirectional tasks")
+    if not causal and not cls.supports_bidirectional:
+        raise ValueError(f"mixer {name!r} is causal only; use it in causal tasks")
+    return cls(d_model, max_len, causal, **opts)
+
+
+def valid_mask(lengths: Tensor | None, L: int, device: torch.device) -> Tensor | None:
+    """(B, L, 1) boolean mask of real positions, or None when every position is real."""
+    if lengths is None:
+        return None
+    return (torch.arange(L, device=device)[None, :] < lengths[:, None])[..., None]

@@ -1,0 +1,143 @@
+"""The task interface and registry.
+
+A task is one file: a pydantic ``Params`` model for its parameters, a ``spec`` saying what the
+model sees and predicts, and ``splits()`` returning deterministic train/valid/test tensors
+generated from the task's seed (same seed, same data, on any machine).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
+
+import torch
+from pydantic import BaseModel, ConfigDict, ValidationError
+from torch import Tensor
+
+IGNORE_INDEX = -100  # targets with this value count neither in the loss nor in the metric
+
+_REGISTRY: dict[str, type[Task]] = {}
+
+
+class TaskParams(BaseModel):
+    """Base for a task's parameters: unknown keys are errors."""
+
+    model_config = ConfigDict(extra="forbid")
+    seed: int = 0
+
+
+@dataclass
+class Split:
+    """One split of a task.
+
+    inputs: (N, L) int64 token ids, or (N, L) / (N, L, F) float values.
+    targets: (N,) class ids (sequence head) or (N, L) per-token ids, IGNORE_INDEX where unscored.
+    lengths: (N,) true lengths, or None when every sequence fills L.
+    """
+
+    inputs: Tensor
+    targets: Tensor
+    lengths: Tensor | None = None
+
+    def __post_init__(self) -> None:
+        n = self.inputs.shape[0]
+        if self.targets.shape[0] != n or (self.lengths is not None and self.lengths.shape != (n,)):
+            raise ValueError("inputs, targets and lengths must have the same number of examples")
+
+    def __len__(self) -> int:
+        return self.inputs.shape[0]
+
+    def batch(self, index: Tensor) -> tuple[Tensor, Tensor, Tensor | None]:
+        lengths = None if self.lengths is None else self.lengths[index]
+        inputs, targets = self.inputs[index], self.targets[index]
+        if lengths is not None:  # trim to the longest sequence in the batch
+            L = int(lengths.max())
+            inputs = inputs[:, :L]
+            targets = targets[:, :L] if targets.dim() == 2 else targets
+        return inputs, targets, lengths
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """What a model for this task must take and produce."""
+
+    max_len: int
+    num_outputs: int
+    head: Literal["sequence", "token"] = "sequence"
+    causal: bool = False
+    vocab_size: int | None = None  # token inputs
+    input_dim: int | None = None  # real-valued inputs
+    metric: Literal["accuracy", "bits_per_token"] = "accuracy"
+
+    def model_kwargs(self) -> dict[str, Any]:
+        return dict(
+            max_len=self.max_len,
+            num_outputs=self.num_outputs,
+            head=self.head,
+            causal=self.causal,
+            vocab_size=self.vocab_size,
+            input_dim=self.input_dim,
+        )
+
+
+class Task:
+    """Base class. Subclasses set ``Params`` and implement ``spec`` and ``splits``."""
+
+    name: ClassVar[str] = ""
+    Params: ClassVar[type[TaskParams]] = TaskParams
+    description: ClassVar[str] = ""
+
+    def __init__(self, params: TaskParams) -> None:
+        self.params = params
+
+    @property
+    def spec(self) -> TaskSpec:
+        raise NotImplementedError
+
+    def splits(self) -> dict[str, Split]:
+        """{'train': ..., 'test': ..., optionally 'valid': ...}"""
+        raise NotImplementedError
+
+    def generator(self, offset: int = 0) -> torch.Generator:
+        return torch.Generator().manual_seed(self.params.seed * 1_000_003 + offset)
+
+
+def register_task(name: str):
+    def decorate(cls: type[Task]) -> type[Task]:
+        if name in _REGISTRY:
+            raise ValueError(f"task {name!r} is registered twice")
+        cls.name = name
+        _REGISTRY[name] = cls
+        return cls
+
+    return decorate
+
+
+def available() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def get(name: str) -> type[Task]:
+    if name not in _REGISTRY:
+        raise ValueError(f"unknown task {name!r}; available: {', '.join(available())}")
+    return _REGISTRY[name]
+
+
+def build(name: str, params: dict[str, Any] | None = None) -> Task:
+    """Build the task registered as ``name``; bad parameters raise ``ValueError``."""
+    cls = get(name)
+    try:
+        parsed = cls.Params.model_validate(params or {})
+    except ValidationError as err:
+        problems = []
+        for e in err.errors():
+            key = ".".join(str(p) for p in e["loc"])
+            if e["type"] == "extra_forbidden":
+                allowed = ", ".join(cls.Params.model_fields)
+                problems.append(f"task {name!r} has no parameter {key!r}; allowed: {allowed}")
+            else:
+                problems.append(
+                    f"task {name!r} parameter {key}: {e['msg']} (got {e.get('input')!r})"
+                )
+        raise ValueError("; ".join(problems)) from None
+    return cls(parsed)

@@ -1,0 +1,80 @@
+import json
+
+import pytest
+
+from globalconv import cli
+from globalconv import config as C
+
+
+def test_overrides_are_typed_and_nested():
+    cfg = C.load(None, ["model.d_model=128", "train.lr=3e-4", "model.mixer_options.heads=8"])
+    assert cfg.model.d_model == 128 and cfg.train.lr == 3e-4
+    assert cfg.model.mixer_options == {"heads": 8}
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("model.d_modl=3", "unknown key 'model.d_modl'; allowed here: mixer"),
+        ("model.mixer=nope", "unknown mixer 'nope'; available"),
+        ("train.lr=-1", "train.lr: Input should be greater than 0"),
+        ("model.norm=middle", "model.norm"),
+        ("model.d_model=abc", "model.d_model"),
+        ("nokey", "must look like key.path=value"),
+    ],
+)
+def test_bad_configs_name_the_key(override, message):
+    with pytest.raises(C.ConfigError, match=message):
+        C.load(None, [override])
+
+
+def test_yaml_and_json_files(tmp_path):
+    (tmp_path / "a.yaml").write_text("model:\n  d_model: 32\ntrain:\n  steps: 5\n")
+    (tmp_path / "b.json").write_text(json.dumps({"model": {"n_layers": 3}}))
+    assert C.load(tmp_path / "a.yaml").model.d_model == 32
+    assert C.load(tmp_path / "b.json", ["train.steps=7"]).train.steps == 7
+    (tmp_path / "bad.yaml").write_text("- 1\n- 2\n")
+    with pytest.raises(C.ConfigError, match="must hold a mapping"):
+        C.load(tmp_path / "bad.yaml")
+    with pytest.raises(C.ConfigError, match="does not exist"):
+        C.load(tmp_path / "missing.yaml")
+
+
+def test_cli_bad_input_exits_2_with_one_line(capsys):
+    assert cli.main(["train", "-q", "model.d_modl=3"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "unknown key 'model.d_modl'" in err
+    assert cli.main(["compare", "-q", "--mixers", "attention,nope"]) == 2
+    assert "unknown mixer(s) nope" in capsys.readouterr().err
+
+
+def test_cli_train_writes_a_run_directory(tmp_path, capsys):
+    out = tmp_path / "run"
+    args = [
+        "train",
+        "-q",
+        "--out",
+        str(out),
+        "train.steps=3",
+        "model.d_model=16",
+        "model.n_layers=1",
+    ]
+    assert cli.main(args) == 0
+    assert "global_conv" in capsys.readouterr().out
+    for name in ["config.json", "metrics.jsonl", "summary.json", "model.safetensors", "env.json"]:
+        assert (out / name).is_file(), name
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["mixer"] == "global_conv" and summary["task"] == "mnist1d"
+    assert 0.0 <= summary["test_accuracy"] <= 1.0 and summary["params"] > 0
+    assert summary["flops_per_token"] > 0 and summary["train_seconds"] > 0
+    resolved = json.loads((out / "config.json").read_text())
+    assert resolved["train"]["steps"] == 3 and resolved["model"]["d_model"] == 16
+    lines = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert lines[-1]["step"] == 3 and all("loss" in r for r in lines)
+
+
+def test_cli_compare_prints_a_table(tmp_path, capsys):
+    args = ["compare", "-q", "--steps", "2", "--out", str(tmp_path), "model.d_model=16"]
+    assert cli.main(args) == 0
+    out = capsys.readouterr().out
+    assert "attention" in out and "global_conv" in out and "FLOPs/token" in out
