@@ -7,7 +7,7 @@ generated from the task's seed (same seed, same data, on any machine).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
 import torch
@@ -33,28 +33,40 @@ class Split:
     inputs: (N, L) int64 token ids, or (N, L) / (N, L, F) float values.
     targets: (N,) class ids (sequence head) or (N, L) per-token ids, IGNORE_INDEX where unscored.
     lengths: (N,) true lengths, or None when every sequence fills L.
+    extras: further model inputs by keyword, first dimension N (e.g. an encoder-decoder's
+        ``decoder_inputs``); passed to the model as they are.
     """
 
     inputs: Tensor
     targets: Tensor
     lengths: Tensor | None = None
+    extras: dict[str, Tensor] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         n = self.inputs.shape[0]
-        if self.targets.shape[0] != n or (self.lengths is not None and self.lengths.shape != (n,)):
-            raise ValueError("inputs, targets and lengths must have the same number of examples")
+        sizes = [self.targets.shape[0], *(v.shape[0] for v in self.extras.values())]
+        if any(size != n for size in sizes) or (
+            self.lengths is not None and self.lengths.shape != (n,)
+        ):
+            raise ValueError(
+                "inputs, targets, lengths and extras must have the same number of examples"
+            )
 
     def __len__(self) -> int:
         return self.inputs.shape[0]
 
-    def batch(self, index: Tensor) -> tuple[Tensor, Tensor, Tensor | None]:
+    def batch(self, index: Tensor) -> tuple[dict[str, Tensor | None], Tensor]:
+        """(model keyword inputs, targets) for the examples at ``index``."""
         lengths = None if self.lengths is None else self.lengths[index]
         inputs, targets = self.inputs[index], self.targets[index]
         if lengths is not None:  # trim to the longest sequence in the batch
             L = int(lengths.max())
+            aligned = targets.dim() >= 2 and targets.shape[1] == inputs.shape[1]
             inputs = inputs[:, :L]
-            targets = targets[:, :L] if targets.dim() == 2 else targets
-        return inputs, targets, lengths
+            targets = targets[:, :L] if aligned and not self.extras else targets
+        model_inputs = {"inputs": inputs, "lengths": lengths}
+        model_inputs.update({k: v[index] for k, v in self.extras.items()})
+        return model_inputs, targets
 
 
 @dataclass(frozen=True)
@@ -68,6 +80,7 @@ class TaskSpec:
     vocab_size: int | None = None  # token inputs
     input_dim: int | None = None  # real-valued inputs
     metric: Literal["accuracy", "bits_per_token"] = "accuracy"
+    architecture: Literal["encoder", "encoder_decoder"] = "encoder"
 
     def model_kwargs(self) -> dict[str, Any]:
         return dict(

@@ -23,13 +23,9 @@ from tqdm.auto import tqdm
 
 from globalconv import __version__, tasks
 from globalconv.config import RunConfig, TrainConfig
-from globalconv.models import Transformer
+from globalconv.models import build_model
 from globalconv.tasks import IGNORE_INDEX, Split, TaskSpec
 from globalconv.train import io
-
-
-def build_model(cfg: RunConfig, spec: TaskSpec) -> Transformer:
-    return Transformer(cfg.model, **spec.model_kwargs())
 
 
 def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
@@ -77,8 +73,8 @@ def evaluate(model: nn.Module, split: Split, spec: TaskSpec, batch_size: int, de
     total_loss, total, correct = 0.0, 0, 0
     for start in range(0, len(split), batch_size):
         index = torch.arange(start, min(start + batch_size, len(split)))
-        inputs, targets, lengths = split.batch(index)
-        logits = model(inputs.to(device), None if lengths is None else lengths.to(device))
+        model_inputs, targets = split.batch(index)
+        logits = model(**to_device(model_inputs, device))
         loss, n, c = loss_and_counts(logits, targets.to(device))
         total_loss, total, correct = total_loss + float(loss), total + n, correct + c
     model.train()
@@ -117,7 +113,7 @@ def train(cfg: RunConfig, run_dir: str | Path, *, progress: bool = True) -> dict
     task = tasks.build(cfg.task.name, cfg.task.params)
     spec = task.spec
     splits = task.splits()
-    model = build_model(cfg, spec).to(tc.device)
+    model = build_model(cfg.model, spec).to(tc.device)
     io.write_json(run_dir / "config.json", cfg.model_dump(mode="json"))
     io.write_json(run_dir / "env.json", environment())
 
@@ -135,10 +131,10 @@ def train(cfg: RunConfig, run_dir: str | Path, *, progress: bool = True) -> dict
             range(tc.steps), desc=f"{cfg.model.mixer} on {cfg.task.name}", disable=not progress
         )
         for step in bar:
-            inputs, targets, lengths = train_split.batch(next(batches))
-            inputs, targets = inputs.to(tc.device), targets.to(tc.device)
-            lengths = None if lengths is None else lengths.to(tc.device)
-            loss_sum, n, _ = loss_and_counts(model(inputs, lengths), targets)
+            model_inputs, targets = train_split.batch(next(batches))
+            inputs = model_inputs["inputs"]
+            logits = model(**to_device(model_inputs, tc.device))
+            loss_sum, n, _ = loss_and_counts(logits, targets.to(tc.device))
             loss = loss_sum / max(n, 1)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -188,6 +184,10 @@ def train(cfg: RunConfig, run_dir: str | Path, *, progress: bool = True) -> dict
     }
     io.write_json(run_dir / "summary.json", summary)
     return summary
+
+
+def to_device(tensors: dict, device: str) -> dict:
+    return {k: None if v is None else v.to(device) for k, v in tensors.items()}
 
 
 def _batches(n: int, batch_size: int, generator: torch.Generator):
