@@ -12,7 +12,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 
 class ConfigError(ValueError):
@@ -23,9 +30,20 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
+HYBRID = "hybrid"  # model.mixer of a per-layer layout (model.layers)
+
+
 class ModelConfig(Strict):
     mixer: str = "global_conv"
-    mixer_options: dict[str, Any] = Field(default_factory=dict)
+    mixer_options: dict[str, Any] = Field(
+        default_factory=dict,
+        description="the mixer's options; with layers: {mixer name: options} for its layers",
+    )
+    layers: list[str | dict[str, Any]] | None = Field(
+        None,
+        description="hybrid layout, one mixer per layer: names (or 'a,b,c'), or "
+        "{mixer: name, option: value} entries; sets mixer=hybrid and n_layers",
+    )
     d_model: int = Field(64, ge=1)
     n_layers: int = Field(2, ge=1)
     d_ff: int | None = Field(None, ge=1, description="feed-forward width; default 4 * d_model")
@@ -41,13 +59,72 @@ class ModelConfig(Strict):
     def _known_mixer(cls, name: str) -> str:
         from globalconv import mixers
 
-        if name not in mixers.available():
+        if name != HYBRID and name not in mixers.available():
             raise ValueError(f"unknown mixer {name!r}; available: {', '.join(mixers.available())}")
         return name
 
+    @model_validator(mode="before")
+    @classmethod
+    def _hybrid_defaults(cls, data: Any) -> Any:
+        """A layout given as 'a,b,c' becomes a list; it implies mixer=hybrid and its depth."""
+        if not isinstance(data, dict) or data.get("layers") is None:
+            return data
+        data = dict(data)
+        if isinstance(data["layers"], str):
+            data["layers"] = [name.strip() for name in data["layers"].split(",") if name.strip()]
+        data.setdefault("mixer", HYBRID)
+        if isinstance(data["layers"], list) and data["layers"]:
+            data.setdefault("n_layers", len(data["layers"]))
+        return data
+
+    @model_validator(mode="after")
+    def _hybrid_layout(self) -> ModelConfig:
+        from globalconv import mixers
+
+        if self.layers is None:
+            if self.mixer == HYBRID:
+                raise ValueError("mixer 'hybrid' needs a layout, e.g. layers=global_conv,attention")
+            return self
+        if self.mixer != HYBRID:
+            raise ValueError(
+                f"layers gives one mixer per layer; set mixer to 'hybrid' (or drop it), "
+                f"not {self.mixer!r}"
+            )
+        if not self.layers:
+            raise ValueError("layers is empty; name one mixer per layer")
+        if self.n_layers != len(self.layers):
+            raise ValueError(
+                f"n_layers={self.n_layers} but layers names {len(self.layers)} layer(s); "
+                f"set n_layers={len(self.layers)} or drop it"
+            )
+        for entry in self.layers:
+            if isinstance(entry, dict) and "mixer" not in entry:
+                raise ValueError(f"layer {entry} needs a 'mixer' key naming its mixer")
+            name = entry if isinstance(entry, str) else entry["mixer"]
+            if name not in mixers.available():
+                raise ValueError(
+                    f"layers: unknown mixer {name!r}; available: {', '.join(mixers.available())}"
+                )
+        used = {name for name, _ in self.layer_mixers()}
+        for name, opts in self.mixer_options.items():
+            if name not in used or not isinstance(opts, dict):
+                raise ValueError(
+                    f"with layers, mixer_options maps a mixer used in layers to its options "
+                    f"(e.g. mixer_options.attention.heads=8); got key {name!r}"
+                )
+        return self
+
     def layer_mixers(self) -> list[tuple[str, dict[str, Any]]]:
         """(mixer name, options) for each layer."""
-        return [(self.mixer, dict(self.mixer_options)) for _ in range(self.n_layers)]
+        if self.layers is None:
+            return [(self.mixer, dict(self.mixer_options)) for _ in range(self.n_layers)]
+        result = []
+        for entry in self.layers:
+            own = {"mixer": entry} if isinstance(entry, str) else dict(entry)
+            name = own.pop("mixer")
+            shared = self.mixer_options.get(name, {})
+            result.append((name, {**(shared if isinstance(shared, dict) else {}), **own}))
+        return result
 
     def resolved_positions(self) -> str:
         if self.positions is not None:

@@ -3,7 +3,16 @@
 Each mixer lives in its own file and registers itself; importing it here is all it takes.
 """
 
-from globalconv.mixers import attention, global_conv  # noqa: F401  (registration)
+from globalconv.mixers import (  # noqa: F401  (registration)  # noqa: F401  # noqa: F401
+    attention,
+    fnet,
+    gated_global_conv,
+    global_conv,
+    hyena,
+    lightconv,
+    mlp_mixer,
+    synthesizer,
+)
 from globalconv.mixers.base import (
     TokenMixer,
     available,

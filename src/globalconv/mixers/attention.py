@@ -60,6 +60,9 @@ class Attention(TokenMixer):
         keep = valid_mask(lengths, L, x.device)
         return y if keep is None else y * keep
 
+    def state_size(self, L: int) -> int | None:
+        return 2 * L * self.d_model if self.causal else None  # the key-value cache
+
     def flops(self, L: int) -> int:
         D = self.d_model
         return 8 * L * D * D + 4 * L * L * D + 5 * self.heads * L * L

@@ -51,6 +51,11 @@ class TokenMixer(nn.Module):
         """Analytic forward FLOPs for one sequence of length L (a multiply-add is 2 FLOPs)."""
         raise NotImplementedError
 
+    def state_size(self, L: int) -> int | None:
+        """Floats a causal mixer keeps per sequence between generation steps after L tokens (its
+        cache or recurrent state); None for bidirectional mixers and where not reported."""
+        return None
+
     def num_params(self) -> int:
         return sum(p.numel() for p in self.parameters())
 
