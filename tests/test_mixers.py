@@ -365,7 +365,7 @@ def test_hyena_is_the_gated_recurrence_over_implicit_long_filters(causal):
 def test_gated_global_conv_is_global_conv_times_a_linear_gate(causal):
     gated, plain = build("gated_global_conv", causal), build("global_conv", causal)
     with torch.no_grad():
-        plain.kernel.copy_(gated.filter.weight)
+        plain.kernel.copy_(gated.filter.kernel)
         plain.skip.copy_(gated.skip)
     x, lengths = torch.randn(2, L, D, dtype=torch.float64), torch.tensor([L, 9])
     torch.testing.assert_close(gated(x, lengths), gated.gate(x) * plain(x, lengths))

@@ -37,10 +37,10 @@ class ExplicitFilter(nn.Module):
 
     def __init__(self, channels: int, max_len: int) -> None:
         super().__init__()
-        self.weight = nn.Parameter(torch.randn(max_len, channels) / math.sqrt(max_len))
+        self.kernel = nn.Parameter(torch.randn(max_len, channels) / math.sqrt(max_len))
 
     def forward(self, L: int) -> Tensor:  # (L, D)
-        return self.weight[:L]
+        return self.kernel[:L]
 
 
 @register_mixer("gated_global_conv")
