@@ -3,7 +3,7 @@
 Each mixer lives in its own file and registers itself; importing it here is all it takes.
 """
 
-from globalconv.mixers import (  # noqa: F401  (registration)  # noqa: F401  # noqa: F401
+from globalconv.mixers import (  # noqa: F401  (imported to register; one line per mixer)
     attention,
     fnet,
     gated_global_conv,
