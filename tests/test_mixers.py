@@ -110,6 +110,6 @@ def test_global_conv_is_the_seed_operator():
     want = torch.zeros_like(x)
     for t in range(32):
         idx = (t + torch.arange(32)) % 32
-        want[0, t] = (m.kernel * x[0, idx]).sum(0) + m.skip * x[0, t]
+        want[0, t] = (m.kernel.weight * x[0, idx]).sum(0) + m.skip * x[0, t]
     torch.testing.assert_close(m(x), want)
     assert m.num_params() == 32 * D + D

@@ -189,7 +189,9 @@ class Transformer(nn.Module):
 
     def embed_inputs(self, inputs: Tensor) -> Tensor:  # -> (B, L, D)
         L = inputs.shape[1]
-        if L > self.max_len:
+        if L > self.max_len and (
+            self.positions == "learned" or not all(b.mixer.length_free for b in self.blocks)
+        ):  # sinusoidal positions and length-free mixers run at any length
             raise ValueError(
                 f"input length {L} exceeds the model's max_len={self.max_len}; "
                 "build the model with a larger max_len"
@@ -209,7 +211,8 @@ class Transformer(nn.Module):
         if self.positions == "learned":
             x = x + self.pos_embed[:L]
         elif self.positions == "sinusoidal":
-            x = x + self.pos_table[:L]
+            table = self.pos_table if L <= self.max_len else sinusoidal_positions(L, x.shape[-1])
+            x = x + table[:L].to(x.device)
         return self.dropout(x)
 
     def features(self, inputs: Tensor, lengths: Tensor | None = None) -> Tensor:  # (B, L, D)
