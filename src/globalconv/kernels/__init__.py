@@ -7,7 +7,6 @@ takes. See ``kernels/base.py`` for the interface and the length rules.
 
 from globalconv.kernels import explicit, frequency, implicit, multiscale  # noqa: F401
 from globalconv.kernels.base import (
-    COMMON_OPTIONS,
     Kernel,
     available,
     build,
@@ -18,7 +17,6 @@ from globalconv.kernels.base import (
 )
 
 __all__ = [
-    "COMMON_OPTIONS",
     "Kernel",
     "available",
     "build",

@@ -46,8 +46,6 @@ from globalconv.ops.conv import Backend, Mode
 
 _REGISTRY: dict[str, type[Kernel]] = {}
 
-COMMON_OPTIONS = ("resample", "lr", "weight_decay")
-
 
 class Kernel(nn.Module):
     """Base class: ``kernel(n)`` is the (rows(n), D) kernel for sequences of length n."""
@@ -275,7 +273,6 @@ def stretch(kernel: Tensor, n: int, mode: str) -> Tensor:
 
 
 __all__ = [
-    "COMMON_OPTIONS",
     "Kernel",
     "available",
     "build",
