@@ -12,16 +12,26 @@ from globalconv.kernels.lengths import motif_majority
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
-def train_run(path, *overrides):
+@pytest.fixture(scope="module")
+def implicit_run(tmp_path_factory):
+    """A run directory written by ``globalconv train`` (two steps on MNIST-1D)."""
+    path = tmp_path_factory.mktemp("runs") / "implicit"
     args = ["train", "-q", "--out", str(path), "train.steps=2", "model.d_model=8"]
-    assert cli.main(args + ["model.n_layers=2", *overrides]) == 0
+    assert cli.main(args + ["model.n_layers=2", "model.mixer_options.kernel=implicit"]) == 0
     return path
 
 
-@pytest.fixture(scope="module")
-def implicit_run(tmp_path_factory):
-    path = tmp_path_factory.mktemp("runs") / "implicit"
-    return train_run(path, "model.mixer_options.kernel=implicit")
+def untrained_run(path, *overrides):
+    """A run directory as train writes it, from an untrained model (no data generated)."""
+    from globalconv import config, tasks
+    from globalconv.models import build_model
+    from globalconv.train import io
+
+    cfg = config.load(None, ["model.d_model=8", *overrides])
+    model = build_model(cfg.model, tasks.build(cfg.task.name, cfg.task.params).spec)
+    io.write_json(path / "config.json", cfg.model_dump(mode="json"))
+    io.write_safetensors(path / "model.safetensors", model.state_dict())
+    return path
 
 
 def test_kernels_command_writes_one_valid_png_per_layer(implicit_run, tmp_path, capsys):
@@ -44,10 +54,10 @@ def test_kernels_command_writes_one_valid_png_per_layer(implicit_run, tmp_path, 
 
 
 def test_kernels_command_errors_are_one_line_and_exit_2(implicit_run, tmp_path, capsys):
-    explicit = train_run(tmp_path / "explicit")
+    explicit = untrained_run(tmp_path / "explicit")
     assert cli.main(["kernels", str(explicit), "--out", str(tmp_path / "p"), "--length", "80"]) == 2
     assert "exceeds max_len=40; set resample=True" in capsys.readouterr().err
-    attention = train_run(tmp_path / "attention", "model.mixer=attention")
+    attention = untrained_run(tmp_path / "attention", "model.mixer=attention")
     assert cli.main(["kernels", str(attention), "--out", str(tmp_path / "p")]) == 2
     assert "has no convolution kernels to plot" in capsys.readouterr().err
     assert cli.main(["kernels", str(tmp_path / "missing"), "--out", str(tmp_path / "p")]) == 2

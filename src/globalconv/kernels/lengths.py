@@ -1,17 +1,17 @@
 """``globalconv lengths``: train at one length, evaluate at others.
 
-The task (generated here, deterministic from a seed): tokens from a vocabulary of ``vocab``
+The task (generated here, deterministic from a seed): tokens from a vocabulary of 8
 symbols, two of them, a and b, appear only in planted motifs "a b" or "b a", each followed by a
 background token; the label says whether "a b" occurs more often than "b a". The number of motifs
 is a fixed fraction of the length, so the rule and the class balance do not depend on the length,
 and telling the two motifs apart needs order (a model must relate neighbouring positions).
 
-Each model is trained at ``--train-len`` and evaluated on fresh test sets at each factor times
+Each model is trained at --train-len and evaluated on fresh test sets at each factor times
 that length. Global convolutions with the explicit, frequency and multiscale kernels are trained
 once and evaluated twice: as trained (a shorter sequence uses the first n taps; a longer one is
-an error) and rebuilt with ``resample=True`` from the same weights (explicit and multiscale
+an error) and rebuilt with resample=True from the same weights (explicit and multiscale
 stretch the kernel over relative position, frequency interpolates its filter over relative
-frequency; see ``globalconv.kernels``). The implicit kernel is evaluated at the new offsets.
+frequency; see globalconv.kernels). The implicit kernel is evaluated at the new offsets.
 Attention is trained with sinusoidal positions (computed for any length) and learned positions
 (a table of train-len rows: longer inputs are errors).
 """
@@ -289,7 +289,7 @@ def add_cli(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--d-model", type=int, default=32, help="model width (default 32)")
     p.add_argument("--layers", type=int, default=2, help="blocks (default 2)")
     p.add_argument("--n-train", type=int, default=4000, help="training examples (default 4000)")
-    p.add_argument("--n-test", type=int, default=500, help="test examples per length (500)")
+    p.add_argument("--n-test", type=int, default=500, help="test examples per length (default 500)")
     p.add_argument("--out", help="also write the results as JSON to this file")
     p.add_argument("-q", "--quiet", action="store_true", help="no per-model progress lines")
     p.set_defaults(func=_cmd_lengths)
