@@ -21,8 +21,8 @@ in expectation), fixed thereafter.
 
 Parameters: (1+2b) W + W + (depth-1)(W^2 + W) + W D + D + depth W for b bands, W = width,
 independent of max_len. The trainer decays the MLP's matrices as any linear layer's unless the
-kernel's ``weight_decay`` option says otherwise. Leaves out: Hyena's learnable positional embedding variant and its bias
-("shift") on the decay.
+kernel's ``weight_decay`` option says otherwise. Leaves out: Hyena's learnable positional
+embedding variant and its bias ("shift") on the decay.
 """
 
 from __future__ import annotations
