@@ -97,24 +97,7 @@ def test_deterministic_under_a_seed(name, causal):
     torch.testing.assert_close(*outputs, rtol=0, atol=0)
 
 
-# ops.global_conv's direct path (L <= 32) runs its conv1d in bf16 under CPU autocast; in circular
-# mode it then fails to write that into its float32 output. The mixers built on the operator in
-# this package step out of autocast around it; global_conv's own file is left to the operator.
-AUTOCAST_CASES = [
-    pytest.param(
-        n,
-        c,
-        marks=pytest.mark.xfail(
-            strict=True, reason="ops.global_conv direct path under autocast (operator bug)"
-        ),
-    )
-    if (n, c) == ("global_conv", False)
-    else (n, c)
-    for n, c in CASES
-]
-
-
-@pytest.mark.parametrize("name, causal", AUTOCAST_CASES)
+@pytest.mark.parametrize("name, causal", CASES)
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 def test_bf16_autocast_follows_float32(name, causal, dtype):
     torch.manual_seed(0)
@@ -236,7 +219,7 @@ def test_global_conv_is_the_seed_operator():
     want = torch.zeros_like(x)
     for t in range(32):
         idx = (t + torch.arange(32)) % 32
-        want[0, t] = (m.kernel * x[0, idx]).sum(0) + m.skip * x[0, t]
+        want[0, t] = (m.kernel.weight * x[0, idx]).sum(0) + m.skip * x[0, t]
     torch.testing.assert_close(m(x), want)
     assert m.num_params() == 32 * D + D
 
@@ -365,11 +348,12 @@ def test_hyena_is_the_gated_recurrence_over_implicit_long_filters(causal):
 def test_gated_global_conv_is_global_conv_times_a_linear_gate(causal):
     gated, plain = build("gated_global_conv", causal), build("global_conv", causal)
     with torch.no_grad():
-        plain.kernel.copy_(gated.filter.kernel)
+        plain.kernel.weight.copy_(gated.kernel.weight)
         plain.skip.copy_(gated.skip)
     x, lengths = torch.randn(2, L, D, dtype=torch.float64), torch.tensor([L, 9])
     torch.testing.assert_close(gated(x, lengths), gated.gate(x) * plain(x, lengths))
     assert gated.num_params() == plain.num_params() + D * D + D
+    assert mixers.options("gated_global_conv") == mixers.options("global_conv")
 
 
 def test_readme_table_lists_every_mixer_with_its_parameter_count():

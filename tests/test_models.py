@@ -99,3 +99,9 @@ def test_cross_attention_block_uses_memory():
     )
     with pytest.raises(ValueError, match="needs the encoder memory"):
         block(x)
+
+
+def test_token_embeddings_have_unit_scale_like_the_positions():
+    m = model("attention")
+    x = m.embed_inputs(torch.arange(11)[None]) - m.pos_table[:11]
+    assert 0.5 < x.std().item() < 2.0

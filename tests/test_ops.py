@@ -185,3 +185,14 @@ def test_circular_shorter_lengths_need_only_their_taps():
     lengths = torch.tensor([5, 3])
     got = global_conv(x, kernel[:5], mode="circular", lengths=lengths)
     torch.testing.assert_close(got, reference(x, kernel[:5], "circular", lengths))
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("backend", ["direct", "fft"])
+def test_autocast_does_not_change_the_computation(mode, backend):
+    x, kernel = make(16, mode=mode, dtype=torch.float32, seed=9)
+    want = global_conv(x, kernel, mode=mode, backend=backend)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        got = global_conv(x, kernel, mode=mode, backend=backend)
+    assert got.dtype == torch.float32
+    torch.testing.assert_close(got, want)

@@ -92,13 +92,19 @@ def get(name: str) -> type[TokenMixer]:
 
 
 def options(name: str) -> dict[str, Any]:
-    """The keyword options a mixer accepts, with their defaults."""
-    signature = inspect.signature(get(name).__init__)
-    return {
-        p.name: p.default
-        for p in signature.parameters.values()
-        if p.kind is inspect.Parameter.KEYWORD_ONLY
-    }
+    """The keyword options a mixer accepts, with their defaults (a subclass whose ``__init__``
+    passes ``**options`` on to its parent accepts the parent's options too)."""
+    found: dict[str, Any] = {}
+    for cls in get(name).__mro__:
+        if "__init__" not in vars(cls):
+            continue
+        params = inspect.signature(cls.__init__).parameters.values()
+        for p in params:
+            if p.kind is inspect.Parameter.KEYWORD_ONLY:
+                found.setdefault(p.name, p.default)
+        if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
+            break
+    return found
 
 
 def build(

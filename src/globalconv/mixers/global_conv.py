@@ -1,28 +1,34 @@
-"""The seed's mixer: a global depthwise convolution with an explicit kernel as long as the sequence.
+"""The seed's mixer: a global depthwise convolution with a kernel as long as the sequence.
 
-    y[t, c] = sum_{s<n} W[s, c] * x[(t+s) mod n, c] + skip[c] * x[t, c]      (bidirectional)
-    y[t, c] = sum_{s<=t} W[s, c] * x[t-s, c]       + skip[c] * x[t, c]      (causal)
+    y[t, c] = sum_{s<n} k[s, c] * x[(t+s) mod n, c] + skip[c] * x[t, c]      (bidirectional)
+    y[t, c] = sum_{s<=t} k[s, c] * x[t-s, c]       + skip[c] * x[t, c]      (causal)
 
-W has shape (max_len, D): one tap per position and channel, no mixing across channels (the
-block's feed-forward network does that, and supplies the nonlinearity the seed stacks between
-convolutions). A sequence of length n < max_len uses the first n taps; a longer one is an error.
+with ``padding="zero"`` the bidirectional mixer reads x as 0 outside [0, n) instead of wrapping
+(the operator's ``full`` mode, offsets -(n-1)..n-1). No mixing across channels: the block's
+feed-forward network does that, and supplies the nonlinearity the seed stacks between
+convolutions.
 
-Initialisation: W ~ N(0, 1/max_len), so that at n = max_len the output has the input's
-variance; skip = 1 (the identity path, as S4's D term).
+The kernel k comes from a parameterisation in ``globalconv.kernels`` (option ``kernel``, its
+options in ``kernel_options``): ``explicit`` (default: the seed's table, one tap per position and
+channel, W ~ N(0, 1/max_len)), ``frequency``, ``multiscale`` or ``implicit``. A sequence of length
+n < max_len uses the first n taps. A longer one is an error unless the kernel is length-free
+(``implicit``) or ``resample=True``, which resamples the kernel of the other kinds to each
+sequence's length (see ``globalconv.kernels.base``). skip = 1 at initialisation (S4's D term).
 
-Parameters: max_len * D + D. FLOPs for one sequence of length L: see ``globalconv.ops.flops``
-(FFT path: three real FFTs and a complex product per channel; direct path: 2 L^2 D), plus 2 L D
-for the skip term.
+Parameters: the kernel's (explicit: max_len * D) + D. FLOPs for one sequence of length L: see
+``globalconv.ops.flops`` (FFT path: three real FFTs and a complex product per channel; direct
+path: 2 L^2 D), plus the kernel's own cost (counted once per sequence, as the operator counts the
+kernel's FFT), plus 2 L D for the skip term.
 """
 
 from __future__ import annotations
 
-import math
+from typing import Any, Literal
 
 import torch
 from torch import Tensor, nn
 
-from globalconv import ops
+from globalconv import kernels, ops
 from globalconv.mixers.base import TokenMixer, register_mixer, valid_mask
 from globalconv.ops.conv import Backend
 
@@ -37,21 +43,43 @@ class GlobalConv(TokenMixer):
         *,
         backend: Backend = "auto",
         skip: bool = True,
+        kernel: str = "explicit",
+        kernel_options: dict[str, Any] | None = None,
+        resample: bool = False,
+        padding: Literal["circular", "zero"] | None = None,
     ) -> None:
         super().__init__(d_model, max_len, causal)
         if backend not in ops.BACKENDS:
             raise ValueError(f"global_conv: unknown backend {backend!r}; expected {ops.BACKENDS}")
+        if padding not in (None, "circular", "zero"):
+            raise ValueError(f"global_conv: padding must be 'circular' or 'zero', got {padding!r}")
+        if causal and padding == "circular":
+            raise ValueError("global_conv: a causal convolution cannot wrap; drop padding=circular")
+        kernel_options = dict(kernel_options or {})
+        if "resample" in kernel_options:
+            raise ValueError("global_conv: set resample on the mixer, not in kernel_options")
         self.backend = backend
-        self.mode = "causal" if causal else "circular"
-        self.kernel = nn.Parameter(torch.randn(max_len, d_model) / math.sqrt(max_len))  # (K, D)
+        self.mode = "causal" if causal else "full" if padding == "zero" else "circular"
+        self.kernel = kernels.build(
+            kernel,
+            d_model=d_model,
+            max_len=max_len,
+            mode=self.mode,
+            resample=resample,
+            **kernel_options,
+        )
+        self.length_free = self.kernel.length_free or self.kernel.resample
         self.skip = nn.Parameter(torch.ones(d_model)) if skip else None
 
     def forward(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:  # (B, L, D)
         L = x.shape[1]
-        self.check_length(L)
-        y = ops.global_conv(
-            x, self.kernel[:L], mode=self.mode, lengths=lengths, backend=self.backend
-        )
+        if not self.kernel.runs_at(L):
+            raise ValueError(
+                f"global_conv: sequence length {L} exceeds max_len={self.max_len}; set "
+                f"resample=True (the {self.kernel.name} kernel is then resampled: "
+                f"{self.kernel.resampling}), use kernel=implicit, or build with max_len >= {L}"
+            )
+        y = kernels.convolve(self.kernel, x, lengths=lengths, backend=self.backend)
         if self.skip is not None:
             keep = valid_mask(lengths, L, x.device)
             y = y + self.skip * (x if keep is None else x * keep)
@@ -59,4 +87,5 @@ class GlobalConv(TokenMixer):
 
     def flops(self, L: int) -> int:
         skip = 2 * L * self.d_model if self.skip is not None else 0
-        return ops.flops(self.mode, L, self.d_model, self.backend) + skip
+        conv = ops.flops(self.mode, L, self.d_model, self.backend)
+        return conv + self.kernel.flops(L) + skip

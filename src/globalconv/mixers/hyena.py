@@ -144,11 +144,7 @@ class Hyena(TokenMixer):
         z, *gates = u.split(self.d_model, dim=-1)  # z^1 = v, then x^1 .. x^N
         h = self.kernels(L)
         for i, gate in enumerate(gates):
-            # the operator computes in float32 itself; autocast would push its direct path to bf16
-            with torch.autocast(x.device.type, enabled=False):
-                conv = ops.global_conv(
-                    z, h[i], mode=self.mode, lengths=lengths, backend=self.backend
-                )
+            conv = ops.global_conv(z, h[i], mode=self.mode, lengths=lengths, backend=self.backend)
             z = gate * (conv + self.beta[i] * z)
         return mask(self.out(z))
 

@@ -166,6 +166,9 @@ class Transformer(nn.Module):
         D = cfg.d_model
         if vocab_size is not None:
             self.embed: nn.Module = nn.Embedding(vocab_size, D)
+            # N(0, 1/D), so that the paper's sqrt(D) scaling gives unit-variance embeddings;
+            # torch's N(0, 1) default would make them sqrt(D) times larger than the positions
+            nn.init.normal_(self.embed.weight, std=D**-0.5)
         else:
             self.embed = nn.Linear(input_dim, D)
         self.positions = cfg.resolved_positions()
@@ -189,7 +192,9 @@ class Transformer(nn.Module):
 
     def embed_inputs(self, inputs: Tensor) -> Tensor:  # -> (B, L, D)
         L = inputs.shape[1]
-        if L > self.max_len:
+        if L > self.max_len and (
+            self.positions == "learned" or not all(b.mixer.length_free for b in self.blocks)
+        ):  # sinusoidal positions and length-free mixers run at any length
             raise ValueError(
                 f"input length {L} exceeds the model's max_len={self.max_len}; "
                 "build the model with a larger max_len"
@@ -209,7 +214,8 @@ class Transformer(nn.Module):
         if self.positions == "learned":
             x = x + self.pos_embed[:L]
         elif self.positions == "sinusoidal":
-            x = x + self.pos_table[:L]
+            table = self.pos_table if L <= self.max_len else sinusoidal_positions(L, x.shape[-1])
+            x = x + table[:L].to(x.device)
         return self.dropout(x)
 
     def features(self, inputs: Tensor, lengths: Tensor | None = None) -> Tensor:  # (B, L, D)

@@ -59,15 +59,18 @@ def global_conv(
     if lengths is not None:
         x = x * _valid_mask(lengths, L, x.dtype)  # garbage in the padding must not leak in
 
-    if mode == "circular":
-        fn = _circular_direct if backend == "direct" else _circular_fft
-        y = fn(x, kernel, lengths)
-    else:
-        K = kernel.shape[0] if mode == "causal" else (kernel.shape[0] + 1) // 2
-        kernel = _taps_within(kernel, mode, K, L)
-        y = _linear_direct(x, kernel, mode) if backend == "direct" else _linear_fft(x, kernel, mode)
-        if lengths is not None:
-            y = y * _valid_mask(lengths, L, y.dtype)
+    # computed in `dtype` whatever autocast says: it would push the direct path's conv1d to bf16
+    with torch.autocast(x.device.type, enabled=False):
+        if mode == "circular":
+            fn = _circular_direct if backend == "direct" else _circular_fft
+            y = fn(x, kernel, lengths)
+        else:
+            K = kernel.shape[0] if mode == "causal" else (kernel.shape[0] + 1) // 2
+            kernel = _taps_within(kernel, mode, K, L)
+            direct = backend == "direct"
+            y = _linear_direct(x, kernel, mode) if direct else _linear_fft(x, kernel, mode)
+            if lengths is not None:
+                y = y * _valid_mask(lengths, L, y.dtype)
     return y.to(out_dtype)
 
 

@@ -30,6 +30,10 @@ def write_text(path: Path, text: str) -> None:
     _atomic(path, lambda f: f.write(text.encode()))
 
 
+def write_bytes(path: Path, data: bytes) -> None:
+    _atomic(path, lambda f: f.write(data))
+
+
 def write_json(path: Path, data: Any) -> None:
     write_text(path, json.dumps(data, indent=2, sort_keys=False) + "\n")
 
@@ -45,4 +49,4 @@ def _safetensors_bytes(tensors: dict[str, torch.Tensor]) -> bytes:
     return save(tensors)
 
 
-__all__ = ["write_json", "write_safetensors", "write_text"]
+__all__ = ["write_bytes", "write_json", "write_safetensors", "write_text"]

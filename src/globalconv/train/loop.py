@@ -29,18 +29,23 @@ from globalconv.train import io
 
 
 def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
-    """Decay the matrices of linear layers only: not norms, biases, embeddings or kernels."""
-    decay, no_decay = [], []
+    """Decay the matrices of linear layers only: not norms, biases, embeddings or kernels.
+
+    A parameter may carry optimiser hints, ``param._optim = {"lr": ..., "weight_decay": ...}``
+    (e.g. a kernel's own learning rate); they override the defaults, and parameters with equal
+    settings share a group. Groups on the base learning rate come first.
+    """
+    groups: dict[tuple, list[nn.Parameter]] = {}
     for module in model.modules():
         for name, p in module.named_parameters(recurse=False):
             if not p.requires_grad:
                 continue
             is_matrix = isinstance(module, nn.Linear) and name == "weight"
-            (decay if is_matrix else no_decay).append(p)
-    return [
-        {"params": decay, "weight_decay": weight_decay},
-        {"params": no_decay, "weight_decay": 0.0},
-    ]
+            settings = {"weight_decay": weight_decay if is_matrix else 0.0}
+            settings.update(getattr(p, "_optim", {}))
+            groups.setdefault(tuple(sorted(settings.items())), []).append(p)
+    ordered = sorted(groups.items(), key=lambda item: "lr" in dict(item[0]))
+    return [{"params": params, **dict(key)} for key, params in ordered]
 
 
 def lr_factor(step: int, cfg: TrainConfig) -> float:

@@ -1,0 +1,168 @@
+"""``globalconv kernels RUN_DIR --out DIR``: pictures of a trained model's convolution kernels.
+
+For every kernel module in the model (one per global-convolution layer) one PNG: the taps over
+offset for all channels as an image, the taps of a few channels as curves, and those channels'
+magnitude spectra (|rfft| of the taps, in dB over normalised frequency). The model is rebuilt
+from the run's ``config.json`` and loaded from its ``model.safetensors``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io as bytes_io
+import json
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+from globalconv import config as configuration
+from globalconv.kernels.base import Kernel, offsets
+
+EXAMPLES = """examples:
+  globalconv train model.mixer=global_conv --out runs/gc
+  globalconv kernels runs/gc --out runs/gc/kernels
+  globalconv kernels runs/gc --out pictures --channels 4 --length 80   # resampled or implicit
+"""
+
+
+def load_run(run_dir: str | Path) -> tuple[configuration.RunConfig, nn.Module]:
+    """The config and trained model of a run directory (config.json + model.safetensors)."""
+    from safetensors.torch import load_file
+
+    from globalconv import tasks
+    from globalconv.models import build_model
+
+    run_dir = Path(run_dir)
+    for name in ("config.json", "model.safetensors"):
+        if not (run_dir / name).is_file():
+            raise FileNotFoundError(
+                f"{run_dir / name} does not exist; pass a run directory written by globalconv train"
+            )
+    try:
+        data = json.loads((run_dir / "config.json").read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{run_dir / 'config.json'} is not valid JSON: {err}") from None
+    cfg = configuration.parse(data)
+    spec = tasks.build(cfg.task.name, cfg.task.params).spec
+    model = build_model(cfg.model, spec)
+    try:
+        model.load_state_dict(load_file(run_dir / "model.safetensors"))
+    except RuntimeError as err:
+        first = str(err).strip().splitlines()[0]
+        raise ValueError(
+            f"{run_dir / 'model.safetensors'} does not match the model its config.json "
+            f"describes ({first}); was it written by another version?"
+        ) from None
+    return cfg, model.eval()
+
+
+def kernel_modules(model: nn.Module) -> list[tuple[str, Kernel]]:
+    """(dotted name, module) of every kernel parameterisation in the model."""
+    return [(name, m) for name, m in model.named_modules() if isinstance(m, Kernel)]
+
+
+def plot_kernel(k: Tensor, mode: str, title: str, channels: int) -> bytes:
+    """PNG bytes: taps (rows, D) over offset as an image and as curves, and their spectra."""
+    from matplotlib.figure import Figure
+
+    k = k.detach().double().cpu()
+    rows, D = k.shape
+    n = (rows + 1) // 2 if mode == "full" else rows
+    x = offsets(n, mode).numpy()
+    shown = list(range(min(channels, D)))
+    fig = Figure(figsize=(11, 8), layout="constrained")
+    top, middle, bottom = fig.subplots(3, 1)
+    fig.suptitle(title)
+
+    limit = float(k.abs().max()) or 1.0
+    image = top.imshow(
+        k.t().numpy(),
+        aspect="auto",
+        cmap="RdBu_r",
+        vmin=-limit,
+        vmax=limit,
+        extent=(x[0] - 0.5, x[-1] + 0.5, D - 0.5, -0.5),
+        interpolation="nearest",
+    )
+    top.set(xlabel="offset s", ylabel="channel", title=f"taps k[s, c], all {D} channels")
+    fig.colorbar(image, ax=top)
+
+    for c in shown:
+        middle.plot(x, k[:, c].numpy(), lw=1, label=f"c={c}")
+    middle.axhline(0, color="grey", lw=0.5)
+    middle.set(xlabel="offset s", ylabel="k[s, c]", title=f"taps, channels {shown}")
+    middle.legend(fontsize="small", ncols=min(len(shown), 8))
+
+    spectrum = torch.fft.rfft(k, dim=0).abs()  # (rows//2+1, D)
+    frequency = torch.arange(spectrum.shape[0]) / rows
+    decibels = 20 * torch.log10(spectrum.clamp_min(1e-12))
+    for c in shown:
+        bottom.plot(frequency.numpy(), decibels[:, c].numpy(), lw=1, label=f"c={c}")
+    bottom.set(
+        xlabel="frequency (cycles per tap)",
+        ylabel="|rfft(k)| (dB)",
+        title="magnitude spectrum",
+    )
+
+    buffer = bytes_io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100)
+    return buffer.getvalue()
+
+
+def plot_run(
+    run_dir: str | Path, out: str | Path, *, channels: int = 8, length: int | None = None
+) -> list[Path]:
+    """Write one PNG per kernel of the run's model into ``out``; return their paths."""
+    from globalconv.train import io
+
+    if channels < 1:
+        raise ValueError(f"channels must be >= 1, got {channels}")
+    cfg, model = load_run(run_dir)
+    found = kernel_modules(model)
+    if not found:
+        raise ValueError(
+            f"the model of {run_dir} (mixer {cfg.model.mixer}) has no convolution kernels to plot"
+        )
+    written = []
+    with torch.no_grad():
+        for name, kernel in found:
+            n = length or kernel.max_len
+            title = (
+                f"{name}: {kernel.name} kernel, mode {kernel.mode}, length {n} "
+                f"(max_len {kernel.max_len}) - {Path(run_dir).name}"
+            )
+            path = Path(out) / f"{name}.png"
+            io.write_bytes(path, plot_kernel(kernel(n), kernel.mode, title, channels))
+            written.append(path)
+    return written
+
+
+def add_cli(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "kernels",
+        help="plot a trained run's convolution kernels (taps and spectra) as PNG",
+        description=(
+            "Rebuild the model of a run directory (config.json + model.safetensors) and write "
+            "one PNG per convolution kernel: taps over offset for every channel (image), a few "
+            "channels' taps (curves) and their magnitude spectra."
+        ),
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("run_dir", metavar="RUN_DIR", help="a run directory from globalconv train")
+    p.add_argument("--out", required=True, help="directory for the PNG files")
+    p.add_argument("--channels", type=int, default=8, help="channels drawn as curves (default 8)")
+    p.add_argument(
+        "--length",
+        type=int,
+        help="evaluate the kernel at this length (default: max_len); longer needs an implicit "
+        "kernel or resample=True",
+    )
+    p.set_defaults(func=_cmd_kernels)
+
+
+def _cmd_kernels(args: argparse.Namespace) -> int:
+    for path in plot_run(args.run_dir, args.out, channels=args.channels, length=args.length):
+        print(path)
+    return 0
