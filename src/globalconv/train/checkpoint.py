@@ -2,7 +2,7 @@
 
 Layout of ``checkpoint.pt``::
 
-    MAGIC (16 bytes) | sha256 of the rest (32) | meta length (8, little endian) | meta JSON | payload
+    MAGIC (16 bytes) | sha256 of the rest (32) | meta length (8, LE) | meta JSON | payload
 
 ``meta`` is small and readable without the payload (step, steps, the resolved config);
 ``payload`` is ``torch.save`` of the training state (model and optimiser state dicts, RNG
@@ -79,7 +79,7 @@ def load(path: str | Path) -> tuple[dict[str, Any], dict[str, Any]]:
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise CheckpointError(
             f"checkpoint {path} holds data that cannot be loaded safely: {reason}"
-        )
+        ) from None
     return meta, state
 
 

@@ -515,7 +515,8 @@ class _Run:
                         self.save_checkpoint()
                         raise TrainingInterrupted(
                             f"stopped by {stop.requested or 'a signal'} at step {self.step}; "
-                            f"checkpoint saved: resume with globalconv train --resume {self.run_dir}"
+                            "checkpoint saved: resume with "
+                            f"globalconv train --resume {self.run_dir}"
                         )
                     every = tc.checkpoint_every
                     if every and self.step % every == 0 and self.step < tc.steps and not self.done:
