@@ -202,7 +202,7 @@ def config_differences(saved: dict[str, Any], current: dict[str, Any]) -> list[s
     ]
 
 
-def _check_device(device: str) -> None:
+def check_device(device: str) -> None:
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise ValueError(
             f"train.device={device} but CUDA is not available to torch {torch.__version__}; "
@@ -243,7 +243,7 @@ def train(
     overwrite: replace a run already in ``run_dir``. Without either, an existing run is an error.
     """
     run_dir = Path(run_dir)
-    _check_device(cfg.train.device)
+    check_device(cfg.train.device)
     if cfg.train.tensorboard:
         records.tensorboard_writer_class()  # fail before training, not after
     ckpt_path = run_dir / checkpoint.FILENAME
