@@ -158,7 +158,7 @@ def run_sweep(
     out = Path(out)
     results: dict[str, dict[str, Any]] = {}
     todo = []
-    for name, settings, cfg in runs:
+    for name, _, cfg in runs:
         state = status(out / name)
         if state == "done":
             echo(f"[skip] {name}: finished")
