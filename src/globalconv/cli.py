@@ -8,6 +8,7 @@ an interrupted training run (Ctrl-C) saves its checkpoint and exits with 130.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -139,17 +140,21 @@ def cmd_train(args: argparse.Namespace) -> int:
             raise FileNotFoundError(f"{out} has no config.json: not a run directory")
         args.config = str(out / "config.json")
         summary = train(_load(args), out, progress=not args.quiet, resume=True)
-        print(_table([summary]))
-        print(f"run directory: {out}")
+        _report(summary, out)
         return 0
     cfg = _load(args)
     if args.seeds:
         return _train_seeds(args, cfg)
     out = Path(args.out) if args.out else Path("runs") / _run_name(cfg)
     summary = train(cfg, out, progress=not args.quiet, overwrite=args.overwrite)
-    print(_table([summary]))
-    print(f"run directory: {out}")
+    _report(summary, out)
     return 0
+
+
+def _report(summary: dict[str, Any], out: Path) -> None:
+    if os.environ.get("RANK", "0") == "0":  # under torchrun, one process speaks
+        print(_table([summary]))
+        print(f"run directory: {out}")
 
 
 def _train_seeds(args: argparse.Namespace, cfg: configuration.RunConfig) -> int:
