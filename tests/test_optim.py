@@ -102,3 +102,16 @@ def test_constant_and_inverse_square_root():
     assert f[99] == pytest.approx(1.0) and max(f) == pytest.approx(1.0)
     assert f[49] == pytest.approx(0.5)  # linear warmup
     assert f[399] == pytest.approx(0.5)  # sqrt(100 / 400): the paper's step^-0.5 decay
+
+
+def test_groups_without_a_run_lr_leave_lr_to_the_optimiser():
+    # callers that build AdamW(groups, lr=...) themselves keep their lr, hints excepted
+    m = model()
+    set_optim_hints(m.blocks[0].mixer.kernel, lr=1e-4)
+    opt = torch.optim.AdamW(parameter_groups(m, 0.1), lr=3e-3)
+    by_param = {id(p): g for g in opt.param_groups for p in g["params"]}
+    assert by_param[id(m.head.weight)]["lr"] == 3e-3
+    assert by_param[id(m.blocks[0].mixer.kernel)]["lr"] == 1e-4
+    set_optim_hints(m.head.bias, lr_scale=2.0)
+    with pytest.raises(ValueError, match="lr_scale hint: pass lr="):
+        parameter_groups(m, 0.1)

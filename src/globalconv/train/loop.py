@@ -34,7 +34,13 @@ from globalconv.models import build_model
 from globalconv.tasks import IGNORE_INDEX, Split, TaskSpec
 from globalconv.train import checkpoint, distributed, io, matching, records
 from globalconv.train.checkpoint import CheckpointError
-from globalconv.train.optim import build_optimizer, describe_groups, lr_factor, set_lr
+from globalconv.train.optim import (
+    build_optimizer,
+    describe_groups,
+    lr_factor,
+    parameter_groups,
+    set_lr,
+)
 
 # Config keys that may change when a run is resumed: they do not change what is computed.
 RESUMABLE_KEYS = {
@@ -138,13 +144,14 @@ class BatchOrder:
 
 
 @lru_cache(maxsize=2)
-def _task_data(name: str, params_json: str) -> tuple[TaskSpec, dict[str, Split]]:
+def _task_data(name: str, params_json: str) -> tuple[tasks.Task, dict[str, Split]]:
     # Generating a task can take seconds; runs of one process (sweeps, tests) share it.
     task = tasks.build(name, json.loads(params_json))
-    return task.spec, task.splits()
+    return task, task.splits()
 
 
-def task_data(cfg: RunConfig) -> tuple[TaskSpec, dict[str, Split]]:
+def task_data(cfg: RunConfig) -> tuple[tasks.Task, dict[str, Split]]:
+    """The configured task and its splits (cached per process; the tensors are not modified)."""
     return _task_data(cfg.task.name, json.dumps(cfg.task.params, sort_keys=True))
 
 
@@ -276,8 +283,9 @@ class _Run:
         self.run_dir: Path = run_dir
         self.progress = progress
         tc = cfg.train
-        spec, self.splits = task_data(cfg)
-        self.spec: TaskSpec = spec
+        self.task, self.splits = task_data(cfg)
+        self.spec: TaskSpec = self.task.spec
+        spec = self.spec
         self.cfg, self.match = matching.match(cfg, spec)
         if tc.batch_size % (dist.world_size * tc.grad_accum):
             raise ValueError(
@@ -549,6 +557,7 @@ class _Run:
         summary = {
             "name": self.cfg.name or self.run_dir.name,
             "task": self.cfg.task.name,
+            "task_info": getattr(self.task, "info", None),  # what the task states about its data
             "mixer": self.cfg.model.mixer,
             "metric": spec.metric,
             "params": sum(p.numel() for p in self.model.parameters()),
@@ -588,3 +597,14 @@ class _Run:
 
 def device_index(device: str) -> int:
     return torch.device(device).index or 0
+
+
+__all__ = [
+    "DivergedError",
+    "TrainingInterrupted",
+    "evaluate",
+    "loss_and_counts",
+    "lr_factor",  # re-exported: callers import the schedule and groups from here
+    "parameter_groups",
+    "train",
+]

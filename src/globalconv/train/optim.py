@@ -81,13 +81,15 @@ def parameter_groups(
     model: nn.Module,
     weight_decay: float,
     *,
-    lr: float = 1.0,
+    lr: float | None = None,
     kernel_weight_decay: float = 0.0,
 ) -> list[dict[str, Any]]:
     """AdamW parameter groups: one per distinct (lr, weight decay), with a readable name.
 
-    Each group also carries ``base_lr`` (its peak lr, which the schedule scales) and ``names``
-    (its parameters' names), both ignored by the optimiser.
+    lr: the run's peak lr. Without it, groups leave ``lr`` to the optimiser's default except
+    where a hint sets it (an ``lr_scale`` hint then needs ``lr``). Each group also carries
+    ``names`` (its parameters' names) and, with a known lr, ``base_lr`` (its peak, which
+    ``set_lr`` scales); the optimiser ignores both.
     """
     matrices = {id(module.weight) for module in model.modules() if isinstance(module, nn.Linear)}
     groups: dict[tuple[float, float, str], dict[str, Any]] = {}
@@ -106,17 +108,23 @@ def parameter_groups(
             _check_hints(hints, f"parameter {name}")
             kind = "hinted"
             decay = hints.get("weight_decay", decay)
-            group_lr = hints.get("lr", lr * hints.get("lr_scale", 1.0))
-        key = (group_lr, decay, kind)
+            if "lr" in hints:
+                group_lr = hints["lr"]
+            elif "lr_scale" in hints:
+                if lr is None:
+                    raise ValueError(f"parameter {name} has an lr_scale hint: pass lr=")
+                group_lr = lr * hints["lr_scale"]
         group = groups.setdefault(
-            key,
-            {"params": [], "names": [], "lr": group_lr, "base_lr": group_lr, "weight_decay": decay},
+            (group_lr, decay, kind), {"params": [], "names": [], "weight_decay": decay}
         )
+        if group_lr is not None:
+            group["lr"] = group["base_lr"] = group_lr
         group["params"].append(p)
         group["names"].append(name)
     out = []
     for (group_lr, decay, kind), group in groups.items():
-        group["name"] = kind if kind != "hinted" else f"hinted(lr={group_lr:g},wd={decay:g})"
+        shown = "" if group_lr is None else f"lr={group_lr:g},"
+        group["name"] = kind if kind != "hinted" else f"hinted({shown}wd={decay:g})"
         out.append(group)
     return out
 
