@@ -1,11 +1,14 @@
-"""Command line: ``globalconv train``, ``globalconv compare``.
+"""Command line: ``globalconv train``, ``globalconv compare``, and the commands of
+``COMMAND_MODULES`` (eval, sweep, runs, ...).
 
-Bad input (config keys, values, files) prints one line naming the problem and exits with 2.
+Bad input (config keys, values, files) prints one line naming the problem and exits with 2;
+an interrupted training run (Ctrl-C) saves its checkpoint and exits with 130.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -16,7 +19,15 @@ from globalconv import config as configuration
 EXAMPLES = """examples:
   globalconv train model.mixer=global_conv train.steps=500
   globalconv train -c configs/mnist1d.yaml model.d_model=128 --out runs/wide
-  globalconv compare --mixers attention,global_conv --steps 1500
+  globalconv train -c configs/train_full.yaml --out runs/full       # every option, commented
+  globalconv train -c configs/mnist1d.yaml --match flops --out runs/gc-flops
+  globalconv train -c configs/mnist1d.yaml --seeds 0,1,2 --out runs/seeds
+  globalconv train --resume runs/full                  # continue from its checkpoint
+  torchrun --nproc_per_node=2 -m globalconv train -c configs/mnist1d.yaml --out runs/ddp
+  globalconv compare --mixers attention,global_conv --steps 1500 --match params
+
+Config keys: see configs/train_full.yaml and the README's Configuration section. Ctrl-C saves
+a checkpoint and exits (code 130); --resume continues it to the same final numbers.
 """
 
 
@@ -48,6 +59,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_common(p)
     p.add_argument("--out", help="run directory (default runs/<task>-<mixer>-s<seed>-<time>)")
+    p.add_argument(
+        "--resume",
+        metavar="RUN_DIR",
+        help="continue RUN_DIR from its checkpoint, with its config.json (plus overrides)",
+    )
+    p.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
+    p.add_argument(
+        "--seeds", help="comma-separated seeds: one run each under --out, mean ± std reported"
+    )
+    _add_match(p)
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser(
@@ -66,6 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--out", default="runs/compare", help="directory for the runs (default runs/compare)"
     )
+    _add_match(p)
     p.set_defaults(func=cmd_compare)
 
     for module in _command_modules():
@@ -75,7 +97,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 # Commands that live beside the code they drive: each module has add_cli(subparsers), which
 # adds its parser and sets func=<handler(args) -> exit code>. Add a command with one line here.
-COMMAND_MODULES: list[str] = ["globalconv.kernels.plot", "globalconv.kernels.lengths"]
+COMMAND_MODULES: list[str] = [
+    "globalconv.train.evaluation",
+    "globalconv.train.sweep",
+    "globalconv.train.runs",
+    "globalconv.kernels.plot",
+    "globalconv.kernels.lengths",
+]
 
 
 def _command_modules():
@@ -84,20 +112,70 @@ def _command_modules():
     return [importlib.import_module(name) for name in COMMAND_MODULES]
 
 
+def _add_match(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--match",
+        choices=["params", "flops"],
+        help="size each model (width; match.dimension=depth for depth) to the reference "
+        "(match.reference, default attention at the configured size) by parameters or "
+        "FLOPs per token at the task's length, within match.tolerance (default 5%%)",
+    )
+
+
 def _load(args: argparse.Namespace, extra: list[str] | None = None) -> configuration.RunConfig:
     data = configuration.load_file(args.config) if args.config else {}
-    return configuration.parse(configuration.apply_overrides(data, (extra or []) + args.overrides))
+    match = [f"match.by={args.match}"] if getattr(args, "match", None) else []
+    overrides = (extra or []) + match + args.overrides
+    return configuration.parse(configuration.apply_overrides(data, overrides))
 
 
 def cmd_train(args: argparse.Namespace) -> int:
     from globalconv.train import train
 
+    if args.resume:
+        if args.config or args.seeds or args.overwrite:
+            raise configuration.ConfigError(
+                "--resume takes the run's own config.json; drop -c/--seeds/--overwrite"
+            )
+        out = Path(args.resume)
+        if not (out / "config.json").is_file():
+            raise FileNotFoundError(f"{out} has no config.json: not a run directory")
+        args.config = str(out / "config.json")
+        summary = train(_load(args), out, progress=not args.quiet, resume=True)
+        _report(summary, out)
+        return 0
     cfg = _load(args)
+    if args.seeds:
+        return _train_seeds(args, cfg)
     out = Path(args.out) if args.out else Path("runs") / _run_name(cfg)
-    summary = train(cfg, out, progress=not args.quiet)
-    print(_table([summary]))
-    print(f"run directory: {out}")
+    summary = train(cfg, out, progress=not args.quiet, overwrite=args.overwrite)
+    _report(summary, out)
     return 0
+
+
+def _report(summary: dict[str, Any], out: Path) -> None:
+    if os.environ.get("RANK", "0") == "0":  # under torchrun, one process speaks
+        print(_table([summary]))
+        print(f"run directory: {out}")
+
+
+def _train_seeds(args: argparse.Namespace, cfg: configuration.RunConfig) -> int:
+    from globalconv.train import sweep
+
+    out = Path(args.out) if args.out else Path("runs") / _run_name(cfg)
+    seeds = sweep.parse_values(args.seeds)
+    base = cfg.model_dump(mode="json")
+    runs = sweep.plan(sweep.SweepConfig(base=base, grid={sweep.SEED_KEY: seeds}))
+    summary = sweep.run_sweep(runs, out, progress=not args.quiet)
+    done = [r["summary"] for r in summary["runs"] if "summary" in r]
+    if done:
+        print(_table(done))
+    print(sweep.groups_table(summary["groups"]))
+    failed = [r for r in summary["runs"] if r["status"] == "failed"]
+    for r in failed:
+        print(f"failed: {r['name']}: {r['error']}")
+    print(f"runs directory: {out}")
+    return 1 if failed else 0
 
 
 def _run_name(cfg: configuration.RunConfig) -> str:
@@ -124,9 +202,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
     summaries = []
     for name in names:
         cfg = _load(args, COMPARE_DEFAULTS + steps + [f"model.mixer={name}"])
-        summaries.append(
-            train(cfg, Path(args.out) / f"{cfg.task.name}-{name}", progress=not args.quiet)
-        )
+        run_dir = Path(args.out) / f"{cfg.task.name}-{name}"
+        summaries.append(train(cfg, run_dir, progress=not args.quiet, overwrite=True))
     print(_table(summaries))
     return 0
 
@@ -134,13 +211,16 @@ def cmd_compare(args: argparse.Namespace) -> int:
 def _table(summaries: list[dict[str, Any]]) -> str:
     metric = summaries[0]["metric"]
     key = "test_accuracy" if metric == "accuracy" else "test_bits_per_token"
-    header = ["task", "mixer", "params", "FLOPs/token", "train s", "tokens/s", f"test {metric}"]
+    header = ["task", "mixer", "d_model", "layers", "params", "FLOPs/token", "train s", "tokens/s"]
+    header.append(f"test {metric}")
     rows = [
         [
             s["task"],
             s["mixer"],
+            s.get("d_model", "-"),
+            s.get("n_layers", "-"),
             f"{s['params']:,}",
-            f"{s['flops_per_token']:,.0f}",
+            f"{s['flops_per_token']:,.0f}" if s.get("flops_per_token") is not None else "-",
             f"{s['train_seconds']:.1f}",
             f"{s['train_tokens_per_s']:,.0f}",
             f"{s[key]:.4f}",
@@ -159,8 +239,8 @@ def main(argv: list[str] | None = None) -> int:
     except (configuration.ConfigError, ValueError, FileNotFoundError) as err:
         print(f"globalconv {args.command}: error: {err}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+    except KeyboardInterrupt as err:
+        print(f"globalconv {args.command}: {err or 'interrupted'}", file=sys.stderr)
         return 130
 
 

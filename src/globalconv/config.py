@@ -8,6 +8,7 @@ key and what is allowed; nothing is ever ``exec``-ed.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -141,20 +142,94 @@ class TaskConfig(Strict):
     params: dict[str, Any] = Field(default_factory=dict, description="the task's own parameters")
 
 
+class EarlyStoppingConfig(Strict):
+    patience: int = Field(
+        0, ge=0, description="evaluations without improvement before stopping; 0: never stop"
+    )
+    metric: Literal["loss", "accuracy", "bits_per_token"] = Field(
+        "loss", description="validation metric watched (accuracy is maximised, others minimised)"
+    )
+    min_delta: float = Field(0.0, ge=0, description="smallest change that counts as improvement")
+
+
 class TrainConfig(Strict):
     steps: int = Field(1000, ge=1)
-    batch_size: int = Field(64, ge=1)
-    lr: float = Field(1e-3, gt=0)
-    weight_decay: float = Field(0.01, ge=0)
+    batch_size: int = Field(
+        64, ge=1, description="examples per optimiser step, over accumulation and all processes"
+    )
+    grad_accum: int = Field(1, ge=1, description="micro-batches per optimiser step")
+    lr: float = Field(1e-3, gt=0, description="peak learning rate")
+    betas: tuple[float, float] = (0.9, 0.999)
+    eps: float = Field(1e-8, gt=0)
+    weight_decay: float = Field(0.01, ge=0, description="AdamW decay of linear-layer matrices")
+    kernel_weight_decay: float = Field(
+        0.0, ge=0, description="decay of convolution kernels (parameters named 'kernel')"
+    )
     warmup_steps: int = Field(100, ge=0)
     schedule: Literal["cosine", "constant", "inverse_sqrt"] = "cosine"
-    grad_clip: float | None = Field(1.0, gt=0)
+    min_lr_ratio: float = Field(0.0, ge=0, le=1, description="cosine floor, a fraction of lr")
+    grad_clip: float | None = Field(1.0, gt=0, description="max global gradient norm; null: off")
+    precision: Literal["fp32", "bf16"] = Field("fp32", description="bf16: autocast (CPU or CUDA)")
+    compile: bool = Field(False, description="torch.compile the model for training")
+    compile_backend: str = "inductor"
     eval_every: int = Field(
         0, ge=0, description="steps between validation passes; 0: only at the end"
     )
     eval_batch_size: int = Field(256, ge=1)
+    early_stopping: EarlyStoppingConfig = Field(default_factory=EarlyStoppingConfig)
+    checkpoint_every: int = Field(
+        500, ge=0, description="steps between checkpoints; 0: only on interrupt and at the end"
+    )
+    log_every: int = Field(0, ge=0, description="steps between metric records; 0: steps/200")
+    tensorboard: bool = Field(False, description="also log to RUN_DIR/tensorboard")
     seed: int = 0
-    device: str = "cpu"
+    device: str = Field("cpu", description="cpu, cuda or cuda:N")
+    threads: int | None = Field(None, ge=1, description="torch CPU threads; null: torch's default")
+
+    @field_validator("device")
+    @classmethod
+    def _known_device(cls, device: str) -> str:
+        if not re.fullmatch(r"cpu|cuda(:\d+)?", device):
+            raise ValueError(f"unknown device {device!r}; allowed: cpu, cuda, cuda:N")
+        return device
+
+    @model_validator(mode="after")
+    def _consistent(self) -> TrainConfig:
+        if self.batch_size % self.grad_accum:
+            raise ValueError(
+                f"batch_size={self.batch_size} is not divisible by grad_accum={self.grad_accum}; "
+                "choose a grad_accum that divides the batch"
+            )
+        if self.early_stopping.patience and not self.eval_every:
+            raise ValueError("early_stopping.patience needs evaluations: set train.eval_every > 0")
+        return self
+
+
+class MatchConfig(Strict):
+    """Size the model to a reference model's parameter count or FLOPs per token."""
+
+    by: Literal["none", "params", "flops"] = "none"
+    reference: str = Field("attention", description="the reference model's mixer")
+    reference_options: dict[str, Any] = Field(default_factory=dict)
+    dimension: Literal["width", "depth"] = Field(
+        "width", description="what is resized: width (d_model) or depth (n_layers)"
+    )
+    tolerance: float = Field(0.05, gt=0, description="largest relative difference accepted")
+    reference_d_model: int | None = Field(
+        None, ge=1, description="the reference's width; default model.d_model (saved resolved)"
+    )
+    reference_n_layers: int | None = Field(
+        None, ge=1, description="the reference's depth; default model.n_layers (saved resolved)"
+    )
+
+    @field_validator("reference")
+    @classmethod
+    def _known_reference(cls, name: str) -> str:
+        from globalconv import mixers
+
+        if name not in mixers.available():
+            raise ValueError(f"unknown mixer {name!r}; available: {', '.join(mixers.available())}")
+        return name
 
 
 class RunConfig(Strict):
@@ -162,6 +237,7 @@ class RunConfig(Strict):
     task: TaskConfig = Field(default_factory=TaskConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
+    match: MatchConfig = Field(default_factory=MatchConfig)
 
 
 def load_file(path: str | Path) -> dict[str, Any]:
@@ -225,7 +301,11 @@ def describe(err: ValidationError) -> str:
             problems.append(f"unknown key {key!r}; allowed here: {allowed}")
         else:
             message = e["msg"].removeprefix("Value error, ")
-            problems.append(f"{key}: {message} (got {e.get('input')!r})")
+            got = e.get("input")
+            # a whole section as "input" (cross-field checks) says nothing the message doesn't
+            problems.append(
+                f"{key}: {message}" + ("" if isinstance(got, dict) else f" (got {got!r})")
+            )
     return "; ".join(problems)
 
 

@@ -1,18 +1,25 @@
 """The training loop: config -> task -> model -> optimiser -> run directory.
 
-A run directory holds ``config.json`` (the resolved config), ``metrics.jsonl`` (one JSON object
-per logged step and per evaluation), ``env.json`` (versions, threads, device), ``summary.json``
-and ``model.safetensors``.
+A run directory holds ``config.json`` (the resolved config), ``env.json`` (versions, hardware,
+threads, git commit), ``metrics.jsonl``, ``checkpoint.pt`` (training state for ``resume``),
+and when the run is complete ``model.safetensors`` and ``summary.json`` (written last: its
+presence marks a finished run).
+
+Reproducibility: the batch drawn at step s is a function of (seed, s) alone, and checkpoints
+hold the model, optimiser, RNG and early-stopping state, so a run resumed from any checkpoint
+ends with the same numbers as an uninterrupted one (same machine and thread count).
 """
 
 from __future__ import annotations
 
 import json
 import math
-import platform
-import subprocess
-import sys
+import shutil
+import signal
+import threading
 import time
+from contextlib import contextmanager, nullcontext
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -21,45 +28,40 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from globalconv import __version__, tasks
-from globalconv.config import RunConfig, TrainConfig
+from globalconv import tasks
+from globalconv.config import RunConfig
 from globalconv.models import build_model
 from globalconv.tasks import IGNORE_INDEX, Split, TaskSpec
-from globalconv.train import io
+from globalconv.train import checkpoint, distributed, io, matching, records
+from globalconv.train.checkpoint import CheckpointError
+from globalconv.train.optim import (
+    build_optimizer,
+    describe_groups,
+    lr_factor,
+    parameter_groups,
+    set_lr,
+)
+
+# Config keys that may change when a run is resumed: they do not change what is computed.
+RESUMABLE_KEYS = {
+    "name",
+    "train.device",
+    "train.threads",
+    "train.tensorboard",
+    "train.eval_batch_size",
+    "train.checkpoint_every",
+    "train.log_every",
+    "train.compile",
+    "train.compile_backend",
+}
 
 
-def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
-    """Decay the matrices of linear layers only: not norms, biases, embeddings or kernels.
-
-    A parameter may carry optimiser hints, ``param._optim = {"lr": ..., "weight_decay": ...}``
-    (e.g. a kernel's own learning rate); they override the defaults, and parameters with equal
-    settings share a group. Groups on the base learning rate come first.
-    """
-    groups: dict[tuple, list[nn.Parameter]] = {}
-    for module in model.modules():
-        for name, p in module.named_parameters(recurse=False):
-            if not p.requires_grad:
-                continue
-            is_matrix = isinstance(module, nn.Linear) and name == "weight"
-            settings = {"weight_decay": weight_decay if is_matrix else 0.0}
-            settings.update(getattr(p, "_optim", {}))
-            groups.setdefault(tuple(sorted(settings.items())), []).append(p)
-    ordered = sorted(groups.items(), key=lambda item: "lr" in dict(item[0]))
-    return [{"params": params, **dict(key)} for key, params in ordered]
+class DivergedError(ValueError):
+    """The training loss became NaN or infinite (nothing is checkpointed past that)."""
 
 
-def lr_factor(step: int, cfg: TrainConfig) -> float:
-    """Multiplier of the base learning rate at ``step`` (0-based)."""
-    warmup = cfg.warmup_steps
-    if cfg.schedule == "inverse_sqrt":  # Vaswani et al.: linear warmup, then 1/sqrt(step)
-        s = step + 1
-        return min(s / max(warmup, 1), math.sqrt(max(warmup, 1) / s))
-    if step < warmup:
-        return (step + 1) / warmup
-    if cfg.schedule == "constant":
-        return 1.0
-    progress = (step - warmup) / max(cfg.steps - warmup, 1)
-    return 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
+class TrainingInterrupted(KeyboardInterrupt):
+    """Raised after SIGINT/SIGTERM once the checkpoint is saved; the CLI exits with 130."""
 
 
 def loss_and_counts(logits: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, int, int]:
@@ -72,132 +74,537 @@ def loss_and_counts(logits: torch.Tensor, targets: torch.Tensor) -> tuple[torch.
     return loss, int(scored.sum()), correct
 
 
+def _autocast(device: str, precision: str):
+    kind = torch.device(device).type
+    return torch.autocast(kind, dtype=torch.bfloat16, enabled=precision == "bf16")
+
+
 @torch.no_grad()
-def evaluate(model: nn.Module, split: Split, spec: TaskSpec, batch_size: int, device: str) -> dict:
+def evaluate(
+    model: nn.Module,
+    split: Split,
+    spec: TaskSpec,
+    batch_size: int,
+    device: str,
+    *,
+    dist: distributed.Dist | None = None,
+    precision: str = "fp32",
+) -> dict[str, float]:
+    """Loss (nats per scored target), accuracy (and bits per token for LM tasks) on a split.
+
+    Under torchrun each process scores a contiguous share of the split; the sums are reduced.
+    """
+    dist = dist or distributed.Dist()
+    was_training = model.training
     model.eval()
-    total_loss, total, correct = 0.0, 0, 0
-    for start in range(0, len(split), batch_size):
-        index = torch.arange(start, min(start + batch_size, len(split)))
+    n = len(split)
+    share = math.ceil(n / dist.world_size)
+    lo, hi = dist.rank * share, min(n, (dist.rank + 1) * share)
+    totals = torch.zeros(3, dtype=torch.float64, device=device)  # loss, scored, correct
+    for start in range(lo, hi, batch_size):
+        index = torch.arange(start, min(start + batch_size, hi))
         model_inputs, targets = split.batch(index)
-        logits = model(**to_device(model_inputs, device))
-        loss, n, c = loss_and_counts(logits, targets.to(device))
-        total_loss, total, correct = total_loss + float(loss), total + n, correct + c
-    model.train()
-    mean = total_loss / max(total, 1)
-    metrics = {"loss": mean, "accuracy": correct / max(total, 1)}
+        with _autocast(device, precision):
+            logits = model(**to_device(model_inputs, device))
+        loss, scored, correct = loss_and_counts(logits, targets.to(device))
+        totals += torch.tensor([float(loss), scored, correct], dtype=torch.float64, device=device)
+    loss_sum, scored, correct = dist.all_sum(totals).tolist()
+    model.train(was_training)
+    mean = loss_sum / max(scored, 1)
+    metrics = {"loss": mean, "accuracy": correct / max(scored, 1)}
     if spec.metric == "bits_per_token":
         metrics["bits_per_token"] = mean / math.log(2)
     return metrics
-
-
-def environment() -> dict[str, Any]:
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5
-        ).stdout.strip()
-    except (OSError, subprocess.TimeoutExpired):
-        commit = ""
-    return {
-        "globalconv": __version__,
-        "python": sys.version.split()[0],
-        "torch": torch.__version__,
-        "platform": platform.platform(),
-        "processor": platform.processor() or platform.machine(),
-        "threads": torch.get_num_threads(),
-        "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
-        "git_commit": commit or None,
-    }
-
-
-def train(cfg: RunConfig, run_dir: str | Path, *, progress: bool = True) -> dict[str, Any]:
-    """Train one model as configured; write the run directory; return the summary."""
-    run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    tc = cfg.train
-    torch.manual_seed(tc.seed)
-    task = tasks.build(cfg.task.name, cfg.task.params)
-    spec = task.spec
-    splits = task.splits()
-    model = build_model(cfg.model, spec).to(tc.device)
-    io.write_json(run_dir / "config.json", cfg.model_dump(mode="json"))
-    io.write_json(run_dir / "env.json", environment())
-
-    optimizer = torch.optim.AdamW(parameter_groups(model, tc.weight_decay), lr=tc.lr)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, tc))
-    train_split = splits["train"]
-    order = torch.Generator().manual_seed(tc.seed)
-    batches = _batches(len(train_split), tc.batch_size, order)
-    log_every = max(1, tc.steps // 200)
-
-    start = time.perf_counter()
-    tokens_seen = 0
-    with open(run_dir / "metrics.jsonl", "w") as log:
-        bar = tqdm(
-            range(tc.steps), desc=f"{cfg.model.mixer} on {cfg.task.name}", disable=not progress
-        )
-        for step in bar:
-            model_inputs, targets = train_split.batch(next(batches))
-            inputs = model_inputs["inputs"]
-            logits = model(**to_device(model_inputs, tc.device))
-            loss_sum, n, _ = loss_and_counts(logits, targets.to(tc.device))
-            loss = loss_sum / max(n, 1)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if tc.grad_clip is not None:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
-            optimizer.step()
-            scheduler.step()
-            loss_value = loss.item()
-            tokens_seen += int(inputs.shape[0] * inputs.shape[1])
-            if step % log_every == 0 or step == tc.steps - 1:
-                elapsed = time.perf_counter() - start
-                record = {
-                    "step": step + 1,
-                    "loss": loss_value,
-                    "lr": scheduler.get_last_lr()[0],
-                    "tokens_per_s": tokens_seen / max(elapsed, 1e-9),
-                }
-                log.write(json.dumps(record) + "\n")
-                bar.set_postfix(loss=f"{loss_value:.3f}", tok_s=f"{record['tokens_per_s']:.0f}")
-            if tc.eval_every and (step + 1) % tc.eval_every == 0 and "valid" in splits:
-                valid = evaluate(model, splits["valid"], spec, tc.eval_batch_size, tc.device)
-                log.write(json.dumps({"step": step + 1, "valid": valid}) + "\n")
-                log.flush()
-    train_seconds = time.perf_counter() - start
-
-    results = {
-        name: evaluate(model, split, spec, tc.eval_batch_size, tc.device)
-        for name, split in splits.items()
-        if name != "train"
-    }
-    io.write_safetensors(run_dir / "model.safetensors", model.state_dict())
-    L = spec.max_len
-    summary = {
-        "name": cfg.name or run_dir.name,
-        "task": cfg.task.name,
-        "mixer": cfg.model.mixer,
-        "metric": spec.metric,
-        "params": model.num_params(),
-        "flops_per_token": model.flops(L) / L,
-        "seq_len": L,
-        "steps": tc.steps,
-        "seed": tc.seed,
-        "train_seconds": train_seconds,
-        "train_tokens_per_s": tokens_seen / max(train_seconds, 1e-9),
-        "final_train_loss": loss_value,
-        **{f"{name}_{key}": value for name, m in results.items() for key, value in m.items()},
-    }
-    io.write_json(run_dir / "summary.json", summary)
-    return summary
 
 
 def to_device(tensors: dict, device: str) -> dict:
     return {k: None if v is None else v.to(device) for k, v in tensors.items()}
 
 
-def _batches(n: int, batch_size: int, generator: torch.Generator):
-    """Endless shuffled mini-batches of indices (epochs reshuffled; the last partial batch kept)."""
-    while True:
-        perm = torch.randperm(n, generator=generator)
-        for start in range(0, n, batch_size):
-            yield perm[start : start + batch_size]
+class BatchOrder:
+    """The global batch at step s: epoch e = s // (n // B) shuffles with seed (seed, e); the
+    last partial batch of an epoch is dropped so every step sees exactly B examples."""
+
+    def __init__(self, n: int, batch_size: int, seed: int) -> None:
+        if batch_size > n:
+            raise ValueError(
+                f"train.batch_size={batch_size} exceeds the {n} training examples; "
+                "lower train.batch_size"
+            )
+        self.n, self.batch_size, self.seed = n, batch_size, seed
+        self.per_epoch = n // batch_size
+        self._epoch, self._perm = -1, torch.empty(0, dtype=torch.long)
+
+    def indices(self, step: int) -> torch.Tensor:
+        epoch, position = divmod(step, self.per_epoch)
+        if epoch != self._epoch:
+            generator = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+            self._epoch, self._perm = epoch, torch.randperm(self.n, generator=generator)
+        return self._perm[position * self.batch_size : (position + 1) * self.batch_size]
+
+
+@lru_cache(maxsize=2)
+def _task_data(name: str, params_json: str) -> tuple[tasks.Task, dict[str, Split]]:
+    # Generating a task can take seconds; runs of one process (sweeps, tests) share it.
+    task = tasks.build(name, json.loads(params_json))
+    return task, task.splits()
+
+
+def task_data(cfg: RunConfig) -> tuple[tasks.Task, dict[str, Split]]:
+    """The configured task and its splits (cached per process; the tensors are not modified)."""
+    return _task_data(cfg.task.name, json.dumps(cfg.task.params, sort_keys=True))
+
+
+class _StopOnSignal:
+    """SIGINT/SIGTERM ask the loop to save and stop at the next step; a second SIGINT aborts."""
+
+    def __init__(self) -> None:
+        self.requested: str | None = None
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> _StopOnSignal:
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.requested and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.requested = signal.Signals(signum).name
+
+    def __exit__(self, *exc: Any) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+@contextmanager
+def _threads(n: int | None):
+    before = torch.get_num_threads()
+    if n is not None:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat = {}
+    for key, value in data.items():
+        if isinstance(value, dict) and value and key not in ("params", "mixer_options"):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def config_differences(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
+    """Keys (dotted) whose values differ and that matter for the computation."""
+    a, b = _flatten(saved), _flatten(current)
+    return [
+        f"{key}={a.get(key)!r} in the checkpoint, {b.get(key)!r} now"
+        for key in sorted(set(a) | set(b))
+        if key not in RESUMABLE_KEYS and a.get(key) != b.get(key)
+    ]
+
+
+def check_device(device: str) -> None:
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(
+            f"train.device={device} but CUDA is not available to torch {torch.__version__}; "
+            "use train.device=cpu"
+        )
+
+
+def _rng_state(device: str) -> dict[str, torch.Tensor]:
+    state = {"cpu": torch.get_rng_state()}
+    if device.startswith("cuda"):
+        state["cuda"] = torch.cuda.get_rng_state(device)
+    return state
+
+
+def _set_rng_state(state: dict[str, torch.Tensor], device: str) -> None:
+    torch.set_rng_state(state["cpu"])
+    if "cuda" in state and device.startswith("cuda"):
+        torch.cuda.set_rng_state(state["cuda"], device)
+
+
+def _existing_summary(run_dir: Path) -> dict[str, Any] | None:
+    path = run_dir / "summary.json"
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def train(
+    cfg: RunConfig,
+    run_dir: str | Path,
+    *,
+    progress: bool = True,
+    resume: bool = False,
+    overwrite: bool = False,
+) -> dict[str, Any]:
+    """Train one model as configured; write the run directory; return the summary.
+
+    resume: continue from ``run_dir``'s checkpoint (a finished run returns its summary); the
+    config must match the checkpoint's except for keys in ``RESUMABLE_KEYS``.
+    overwrite: replace a run already in ``run_dir``. Without either, an existing run is an error.
+    """
+    run_dir = Path(run_dir)
+    check_device(cfg.train.device)
+    if cfg.train.tensorboard:
+        records.tensorboard_writer_class()  # fail before training, not after
+    ckpt_path = run_dir / checkpoint.FILENAME
+    finished = _existing_summary(run_dir)
+    if resume:
+        if finished is not None:
+            return finished
+        if not ckpt_path.is_file():
+            raise CheckpointError(
+                f"nothing to resume in {run_dir}: it has no {checkpoint.FILENAME}; "
+                "run without --resume to start it"
+            )
+    elif (finished is not None or ckpt_path.is_file()) and not overwrite:
+        raise ValueError(
+            f"{run_dir} already holds a run; pass --resume to continue it, "
+            "--overwrite to replace it, or choose another --out"
+        )
+    dist, device = distributed.setup(cfg.train.device)
+    try:
+        with _threads(cfg.train.threads):
+            return _Run(cfg, run_dir, dist, device, progress, resume, overwrite).run()
+    finally:
+        dist.close()
+
+
+class _Run:
+    def __init__(self, cfg, run_dir, dist, device, progress, resume, overwrite) -> None:
+        self.dist: distributed.Dist = dist
+        self.device: str = device
+        self.run_dir: Path = run_dir
+        self.progress = progress
+        tc = cfg.train
+        self.task, self.splits = task_data(cfg)
+        self.spec: TaskSpec = self.task.spec
+        spec = self.spec
+        self.cfg, self.match = matching.match(cfg, spec)
+        if tc.batch_size % (dist.world_size * tc.grad_accum):
+            raise ValueError(
+                f"train.batch_size={tc.batch_size} must be divisible by processes x grad_accum "
+                f"= {dist.world_size} x {tc.grad_accum}"
+            )
+        if tc.eval_every and "valid" not in self.splits:
+            raise ValueError(
+                f"train.eval_every needs a validation split, and task {cfg.task.name!r} has none "
+                "with these parameters (give it one, e.g. task.params.valid_fraction=0.1 for "
+                "mnist1d) or set train.eval_every=0"
+            )
+        if tc.early_stopping.metric == "bits_per_token" and spec.metric != "bits_per_token":
+            raise ValueError(
+                f"train.early_stopping.metric=bits_per_token, but task {cfg.task.name!r} is "
+                "scored by accuracy; use loss or accuracy"
+            )
+        self.resolved = self.cfg.model_dump(mode="json")
+
+        meta, state = None, None
+        if resume:
+            meta, state = checkpoint.load(run_dir / checkpoint.FILENAME)
+            differences = config_differences(meta["config"], self.resolved)
+            if differences:
+                raise CheckpointError(
+                    f"checkpoint in {run_dir} belongs to a different config: "
+                    + "; ".join(differences)
+                    + " (resume with the run's config.json, or start a new run)"
+                )
+            if meta["world_size"] != dist.world_size:
+                raise CheckpointError(
+                    f"checkpoint in {run_dir} was written by {meta['world_size']} process(es); "
+                    f"resume it with the same number (now {dist.world_size})"
+                )
+        elif overwrite and dist.is_main:
+            for name in ("checkpoint.pt", "summary.json", "model.safetensors"):
+                (run_dir / name).unlink(missing_ok=True)
+            shutil.rmtree(run_dir / "tensorboard", ignore_errors=True)
+        dist.barrier()
+
+        torch.manual_seed(tc.seed)  # the same initial weights in every process
+        self.model: nn.Module = build_model(self.cfg.model, spec).to(device)
+        self.optimizer = build_optimizer(self.model, tc)
+        self.step = 0
+        self.tokens = 0
+        self.seconds = 0.0
+        self.best: dict[str, Any] = {"value": None, "step": None, "bad": 0}
+        self.best_state: dict[str, torch.Tensor] = {}
+        self.done = False
+        self.last_loss: float | None = None
+        if state is not None:
+            try:
+                self.model.load_state_dict(state["model"])
+                self.optimizer.load_state_dict(state["optimizer"])
+            except (RuntimeError, ValueError, KeyError) as err:
+                first = str(err).strip().splitlines()[0]
+                raise CheckpointError(
+                    f"checkpoint in {run_dir} does not fit this model: {first}"
+                ) from None
+            self.step, self.tokens, self.seconds = state["step"], state["tokens"], state["seconds"]
+            self.best, self.best_state, self.done = (
+                state["best"],
+                state["best_state"],
+                state["done"],
+            )
+            self.last_loss = state["last_loss"]
+            _set_rng_state(state["rng"][dist.rank], device)
+        else:
+            # dropout streams: rank 0 continues like a single process, other ranks differ
+            torch.manual_seed(tc.seed + 104_729 * (dist.rank + 1))
+        self.resumed_from = meta["step"] if meta else None
+
+        train_model: nn.Module = self.model
+        self.ddp: nn.parallel.DistributedDataParallel | None = None
+        if dist.active:
+            ids = [device_index(device)] if device.startswith("cuda") else None
+            self.ddp = train_model = nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
+        if tc.compile:
+            train_model = torch.compile(train_model, backend=tc.compile_backend)
+        self.train_model = train_model
+        L = spec.max_len
+        self.flops_per_token = self.model.flops(L) / L if hasattr(self.model, "flops") else None
+        self.order = BatchOrder(len(self.splits["train"]), tc.batch_size, tc.seed)
+
+    # -- files (rank 0 only) ----------------------------------------------------------------
+
+    def save_checkpoint(self) -> None:
+        rng = self.dist.all_gather(_rng_state(self.device))
+        if not self.dist.is_main:
+            self.dist.barrier()
+            return
+        state = {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "step": self.step,
+            "tokens": self.tokens,
+            "seconds": self.seconds,
+            "best": self.best,
+            "best_state": self.best_state,
+            "done": self.done,
+            "last_loss": self.last_loss,
+            "rng": rng,
+        }
+        meta = {
+            "step": self.step,
+            "steps": self.cfg.train.steps,
+            "done": self.done,
+            "world_size": self.dist.world_size,
+            "config": self.resolved,
+            "time": time.time(),
+        }
+        checkpoint.save(self.run_dir / checkpoint.FILENAME, state, meta)
+        self.dist.barrier()
+
+    # -- the loop ------------------------------------------------------------------------------
+
+    def train_step(self, step: int, stop: _StopOnSignal) -> tuple[dict[str, float], bool]:
+        tc, dist = self.cfg.train, self.dist
+        factor = lr_factor(step, tc)
+        set_lr(self.optimizer, factor)
+        self.optimizer.zero_grad(set_to_none=True)
+        micro_batches = dist.shard(self.order.indices(step)).chunk(tc.grad_accum)
+        loss_sum, scored, tokens = 0.0, 0, 0
+        for i, index in enumerate(micro_batches):
+            model_inputs, targets = self.splits["train"].batch(index)
+            last = i == len(micro_batches) - 1
+            # gradients are averaged over processes once, after the last micro-batch
+            with self.ddp.no_sync() if self.ddp is not None and not last else nullcontext():
+                with _autocast(self.device, tc.precision):
+                    logits = self.train_model(**to_device(model_inputs, self.device))
+                logits = logits.reshape(-1, logits.shape[-1]).float()
+                flat = targets.reshape(-1).to(self.device)
+                # summed, not averaged: the mean over the whole global batch comes below
+                loss = F.cross_entropy(logits, flat, ignore_index=IGNORE_INDEX, reduction="sum")
+                loss.backward()
+            loss_sum += float(loss.detach())
+            scored += int((flat != IGNORE_INDEX).sum())
+            inputs = model_inputs["inputs"]
+            tokens += int(inputs.shape[0] * inputs.shape[1])
+        local = [loss_sum, scored, tokens, float(stop.requested is not None)]
+        totals = dist.all_sum(torch.tensor(local, dtype=torch.float64, device=self.device))
+        loss_sum, scored, tokens, stops = totals.tolist()
+        # DDP averaged the processes' summed gradients; make it the gradient of the batch mean
+        scale = dist.world_size / max(scored, 1.0)
+        for p in self.model.parameters():
+            if p.grad is not None:
+                p.grad.mul_(scale)
+        grad_norm = None
+        if tc.grad_clip is not None:
+            grad_norm = float(torch.nn.utils.clip_grad_norm_(self.model.parameters(), tc.grad_clip))
+        self.optimizer.step()
+        self.tokens += int(tokens)
+        record = {"loss": loss_sum / max(scored, 1.0), "lr": tc.lr * factor, "tokens": tokens}
+        if grad_norm is not None:
+            record["grad_norm"] = grad_norm
+        return record, stops > 0
+
+    def validate(self) -> bool:
+        """Evaluate on the validation split, log it, update early stopping; True: stop now."""
+        tc = self.cfg.train
+        metrics = evaluate(
+            self.model,
+            self.splits["valid"],
+            self.spec,
+            tc.eval_batch_size,
+            self.device,
+            dist=self.dist,
+            precision=tc.precision,
+        )
+        self.log.write({"step": self.step, **{f"valid_{k}": v for k, v in metrics.items()}})
+        es = tc.early_stopping
+        value, best = metrics[es.metric], self.best["value"]
+        maximise = es.metric == "accuracy"
+        improved = best is None or (
+            value > best + es.min_delta if maximise else value < best - es.min_delta
+        )
+        if improved:
+            self.best = {"value": value, "step": self.step, "bad": 0}
+            if es.patience:
+                self.best_state = {
+                    k: v.detach().clone() for k, v in self.model.state_dict().items()
+                }
+        else:
+            self.best["bad"] += 1
+        return bool(es.patience) and self.best["bad"] >= es.patience
+
+    def run(self) -> dict[str, Any]:
+        tc, dist = self.cfg.train, self.dist
+        if dist.is_main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            io.write_json(self.run_dir / "config.json", self.resolved)
+            env = records.environment(self.device, dist.world_size)
+            env["resumed_from_step"] = self.resumed_from
+            io.write_json(self.run_dir / "env.json", env)
+        self.log = records.MetricLog(
+            self.run_dir,
+            enabled=dist.is_main,
+            resume_step=self.resumed_from,
+            tensorboard=tc.tensorboard,
+        )
+        log_every = tc.log_every or max(1, tc.steps // 200)
+        bar = tqdm(
+            total=tc.steps,
+            initial=self.step,
+            desc=f"{self.cfg.model.mixer} on {self.cfg.task.name}",
+            disable=not (self.progress and dist.is_main),
+        )
+        try:
+            with _StopOnSignal() as stop:
+                session_start, mark, mark_tokens = time.perf_counter(), time.perf_counter(), 0
+                seconds_before = self.seconds
+                while not self.done and self.step < tc.steps:
+                    record, stopping = self.train_step(self.step, stop)
+                    self.step += 1
+                    self.last_loss = record["loss"]
+                    self.seconds = seconds_before + time.perf_counter() - session_start
+                    mark_tokens += record.pop("tokens")
+                    bar.update(1)
+                    if self.step % log_every == 0 or self.step == tc.steps:
+                        now = time.perf_counter()
+                        record["tokens_per_s"] = mark_tokens / max(now - mark, 1e-9)
+                        mark, mark_tokens = now, 0
+                        self.log.write({"step": self.step, **record})
+                        bar.set_postfix(
+                            loss=f"{record['loss']:.3f}", tok_s=f"{record['tokens_per_s']:.0f}"
+                        )
+                    if not math.isfinite(record["loss"]):
+                        raise DivergedError(
+                            f"training loss is {record['loss']} at step {self.step}; "
+                            "lower train.lr or set train.grad_clip"
+                        )
+                    if tc.eval_every and self.step % tc.eval_every == 0:
+                        self.done = self.validate()
+                    if stopping:
+                        self.save_checkpoint()
+                        raise TrainingInterrupted(
+                            f"stopped by {stop.requested or 'a signal'} at step {self.step}; "
+                            "checkpoint saved: resume with "
+                            f"globalconv train --resume {self.run_dir}"
+                        )
+                    every = tc.checkpoint_every
+                    if every and self.step % every == 0 and self.step < tc.steps and not self.done:
+                        self.save_checkpoint()
+        finally:
+            bar.close()
+        stopped_early = self.done and self.step < tc.steps
+        self.done = True
+        self.save_checkpoint()
+        return self.finish(stopped_early)
+
+    def finish(self, stopped_early: bool) -> dict[str, Any]:
+        tc, spec = self.cfg.train, self.spec
+        if self.best_state:  # early stopping: report the weights of the best validation score
+            self.model.load_state_dict(self.best_state)
+        results = {
+            name: evaluate(
+                self.model,
+                split,
+                spec,
+                tc.eval_batch_size,
+                self.device,
+                dist=self.dist,
+                precision=tc.precision,
+            )
+            for name, split in self.splits.items()
+            if name != "train"
+        }
+        L = spec.max_len
+        summary = {
+            "name": self.cfg.name or self.run_dir.name,
+            "task": self.cfg.task.name,
+            "task_info": getattr(self.task, "info", None),  # what the task states about its data
+            "mixer": self.cfg.model.mixer,
+            "metric": spec.metric,
+            "params": sum(p.numel() for p in self.model.parameters()),
+            "flops_per_token": self.flops_per_token,
+            "seq_len": L,
+            "d_model": self.cfg.model.d_model,
+            "n_layers": self.cfg.model.n_layers,
+            "steps": tc.steps,
+            "steps_done": self.step,
+            "stopped_early": stopped_early,
+            "best_valid_step": self.best["step"],
+            f"best_valid_{tc.early_stopping.metric}": self.best["value"],
+            "weights_from_step": self.best["step"] if self.best_state else self.step,
+            "seed": tc.seed,
+            "batch_size": tc.batch_size,
+            "precision": tc.precision,
+            "device": self.device,
+            "world_size": self.dist.world_size,
+            "train_seconds": self.seconds,
+            "train_tokens_per_s": self.tokens / max(self.seconds, 1e-9),
+            "final_train_loss": self.last_loss,
+            "param_groups": describe_groups(self.optimizer),
+            "match": self.match,
+            "resumed_from_step": self.resumed_from,
+            **{f"{name}_{key}": value for name, m in results.items() for key, value in m.items()},
+        }
+        if self.dist.is_main:
+            io.write_safetensors(
+                self.run_dir / "model.safetensors",
+                self.model.state_dict(),
+                metadata={"step": str(summary["weights_from_step"]), "config": "config.json"},
+            )
+            io.write_json(self.run_dir / "summary.json", summary)
+        self.log.close()
+        return summary
+
+
+def device_index(device: str) -> int:
+    return torch.device(device).index or 0
+
+
+__all__ = [
+    "DivergedError",
+    "TrainingInterrupted",
+    "evaluate",
+    "loss_and_counts",
+    "lr_factor",  # re-exported: callers import the schedule and groups from here
+    "parameter_groups",
+    "train",
+]

@@ -1,0 +1,147 @@
+"""What a run records besides its weights: the metric log, TensorBoard, the environment.
+
+``metrics.jsonl`` holds one JSON object per line: training records (``step``, ``loss``, ``lr``,
+``grad_norm``, ``tokens_per_s``) and evaluation records (``step`` and ``valid_*`` metrics). On
+resume, records past the checkpoint's step (written before the process died) are dropped, so
+the log of a resumed run reads like that of an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import os
+import platform
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from globalconv import __version__
+from globalconv.config import ConfigError
+from globalconv.train import io
+
+METRICS = "metrics.jsonl"
+
+
+def read_metrics(path: str | Path) -> list[dict[str, Any]]:
+    """The records of a metric log; a torn last line (a killed writer) is skipped."""
+    records = []
+    path = Path(path)
+    if not path.is_file():
+        return records
+    for line in path.read_text().splitlines():
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return records
+
+
+def tensorboard_writer_class():
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        raise ConfigError(
+            "train.tensorboard=true needs the tensorboard package: "
+            "pip install 'globalconv[tensorboard]'"
+        ) from None
+    return SummaryWriter
+
+
+class MetricLog:
+    """Appends records to ``metrics.jsonl`` (and TensorBoard); a no-op where ``enabled`` is
+    False (processes other than rank 0)."""
+
+    def __init__(
+        self,
+        run_dir: Path,
+        *,
+        enabled: bool,
+        resume_step: int | None = None,
+        tensorboard: bool = False,
+    ) -> None:
+        self.file = None
+        self.tb = None
+        if not enabled:
+            return
+        path = run_dir / METRICS
+        if resume_step is None:
+            io.write_text(path, "")
+        else:
+            kept = [r for r in read_metrics(path) if r.get("step", 0) <= resume_step]
+            io.write_text(path, "".join(json.dumps(r) + "\n" for r in kept))
+        self.file = open(path, "a")  # noqa: SIM115  (closed by close())
+        if tensorboard:
+            writer = tensorboard_writer_class()
+            # purge_step drops events past the checkpoint that a killed process had written
+            purge = None if resume_step is None else resume_step + 1
+            self.tb = writer(log_dir=str(run_dir / "tensorboard"), purge_step=purge)
+
+    def write(self, record: dict[str, Any]) -> None:
+        if self.file is None:
+            return
+        self.file.write(json.dumps(record) + "\n")
+        self.file.flush()
+        if self.tb is not None:
+            step = record["step"]
+            for key, value in record.items():
+                if key != "step" and isinstance(value, int | float):
+                    self.tb.add_scalar(key.replace("_", "/", 1) if "_" in key else key, value, step)
+
+    def close(self) -> None:
+        if self.file is not None:
+            self.file.close()
+            self.file = None
+        if self.tb is not None:
+            self.tb.close()
+            self.tb = None
+
+
+def _git(*args: str) -> str:
+    here = Path(__file__).resolve().parent
+    try:
+        out = subprocess.run(["git", *args], cwd=here, capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    return out.stdout.strip() if out.returncode == 0 else ""
+
+
+def _version(package: str) -> str | None:
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def environment(device: str = "cpu", world_size: int = 1) -> dict[str, Any]:
+    """Versions, hardware and threads: what a rerun must match to reproduce the numbers."""
+    packages = ["numpy", "pydantic", "safetensors", "tqdm", "pyyaml", "mnist1d", "tensorboard"]
+    commit = _git("rev-parse", "HEAD")
+    cuda = None
+    if torch.cuda.is_available():
+        cuda = {
+            "version": torch.version.cuda,
+            "devices": [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())],
+        }
+    return {
+        "globalconv": __version__,
+        "python": sys.version.split()[0],
+        "torch": torch.__version__,
+        "packages": {name: _version(name) for name in packages},
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "threads": torch.get_num_threads(),
+        "interop_threads": torch.get_num_interop_threads(),
+        "device": device,
+        "world_size": world_size,
+        "cuda": cuda,
+        "git_commit": commit or None,
+        "git_dirty": bool(_git("status", "--porcelain")) if commit else None,
+    }
+
+
+__all__ = ["METRICS", "MetricLog", "environment", "read_metrics"]

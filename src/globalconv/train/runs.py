@@ -1,0 +1,109 @@
+"""``globalconv runs DIR``: a table of the runs under a directory, finished or not."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from globalconv.train import checkpoint
+from globalconv.train.sweep import SUMMARY, format_table, groups_table
+
+
+def find_runs(root: Path) -> list[Path]:
+    """Run directories (holding a config.json) under root, root included, sorted."""
+    return sorted(p.parent for p in root.rglob("config.json"))
+
+
+def describe(run_dir: Path) -> dict[str, Any]:
+    """What a run directory holds: its summary when finished, else its config and progress."""
+    config = json.loads((run_dir / "config.json").read_text())
+    row: dict[str, Any] = {
+        "task": config["task"]["name"],
+        "mixer": config["model"]["mixer"],
+        "d_model": config["model"]["d_model"],
+        "n_layers": config["model"]["n_layers"],
+        "seed": config["train"]["seed"],
+        "steps": config["train"]["steps"],
+    }
+    summary_path = run_dir / "summary.json"
+    if summary_path.is_file():
+        summary = json.loads(summary_path.read_text())
+        row.update(summary)
+        row["status"] = "early stop" if summary.get("stopped_early") else "done"
+        return row
+    ckpt = run_dir / checkpoint.FILENAME
+    if not ckpt.is_file():
+        row["status"] = "no checkpoint"
+        return row
+    try:
+        meta = checkpoint.read_meta(ckpt)
+        row["status"] = f"step {meta['step']}/{meta['steps']}"
+    except checkpoint.CheckpointError:
+        row["status"] = "bad checkpoint"
+    return row
+
+
+def runs_table(root: Path) -> str:
+    rows = []
+    for run_dir in find_runs(root):
+        r = describe(run_dir)
+        metric = r.get("metric")
+        key = {"accuracy": "test_accuracy", "bits_per_token": "test_bits_per_token"}.get(metric)
+        result = f"{r[key]:.4f}" if key and key in r else "-"
+        rows.append(
+            [
+                str(run_dir.relative_to(root)) if run_dir != root else ".",
+                r["status"],
+                r["task"],
+                r["mixer"],
+                r["d_model"],
+                r["n_layers"],
+                f"{r['params']:,}" if "params" in r else "-",
+                f"{r['flops_per_token']:,.0f}" if r.get("flops_per_token") else "-",
+                r["seed"],
+                f"{r['train_seconds']:.1f}" if "train_seconds" in r else "-",
+                f"{metric}: {result}" if metric else "-",
+            ]
+        )
+    header = ["run", "status", "task", "mixer", "d_model", "layers", "params", "FLOPs/token"]
+    header += ["seed", "train s", "test"]
+    return format_table(header, rows) if rows else ""
+
+
+EXAMPLES = """examples:
+  globalconv runs runs/                 # every run under runs/, finished or not
+  globalconv runs runs/my-sweep         # a sweep's runs, then its mean ± std over seeds
+
+Status: done, early stop, step K/N (has a checkpoint: resume with globalconv train --resume
+DIR), no checkpoint (stopped before its first checkpoint), bad checkpoint (damaged file).
+"""
+
+
+def add_cli(subparsers) -> None:
+    p = subparsers.add_parser(
+        "runs",
+        help="print a table of the runs in a directory",
+        description="Print one line per run directory (a folder with config.json) under DIR.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("dir", metavar="DIR", help="directory to search (recursively)")
+    p.set_defaults(func=cmd_runs)
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    root = Path(args.dir)
+    if not root.is_dir():
+        raise ValueError(f"{root} is not a directory")
+    table = runs_table(root)
+    print(table or f"no runs under {root}")
+    sweep = root / SUMMARY
+    if sweep.is_file():
+        print()
+        print(groups_table(json.loads(sweep.read_text())["groups"]))
+    return 0
+
+
+__all__ = ["describe", "find_runs", "runs_table"]

@@ -1,0 +1,364 @@
+"""Sweeps: a grid or a list of runs (mixers x tasks x seeds x learning rates ...), resumable.
+
+A sweep file (YAML or JSON)::
+
+    base: mnist1d.yaml            # a run config file (relative to this file), or a mapping
+    grid:                          # dotted key -> values; every combination is a run
+      model.mixer: [attention, global_conv]
+      train.seed: [0, 1, 2]
+    runs:                          # optional explicit runs, each crossed with the grid
+      - {train.lr: 1.0e-3}
+      - {train.lr: 3.0e-3, train.warmup_steps: 50}
+    jobs: 1                        # processes in parallel
+    out: runs/my-sweep
+
+Each run gets a directory named after its settings (``mixer=attention,seed=0``). Running the
+sweep again skips runs with a ``summary.json`` (finished), resumes runs with a checkpoint, and
+starts the rest. Runs that differ only in ``train.seed`` form a group whose metrics are reported
+as mean and sample standard deviation over seeds in ``sweep_summary.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import itertools
+import json
+import math
+import os
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, ValidationError
+
+from globalconv import config as configuration
+from globalconv.config import ConfigError, RunConfig, Strict
+from globalconv.train import checkpoint, io
+
+SUMMARY = "sweep_summary.json"
+SEED_KEY = "train.seed"
+
+
+class SweepConfig(Strict):
+    base: str | dict[str, Any] = Field(default_factory=dict)
+    grid: dict[str, list[Any]] = Field(default_factory=dict)
+    runs: list[dict[str, Any]] = Field(default_factory=list)
+    jobs: int = Field(1, ge=1)
+    out: str | None = None
+
+
+def load_sweep(path: str | Path) -> tuple[SweepConfig, Path]:
+    """A sweep file and the folder its relative paths start from."""
+    path = Path(path)
+    try:
+        return SweepConfig.model_validate(configuration.load_file(path)), path.parent
+    except ValidationError as err:
+        raise ConfigError(f"sweep file {path}: {_sweep_problem(err)}") from None
+
+
+def _sweep_problem(err: ValidationError) -> str:
+    problems = []
+    for e in err.errors():
+        key = ".".join(str(p) for p in e["loc"])
+        if e["type"] == "extra_forbidden":
+            problems.append(f"unknown key {key!r}; allowed: {', '.join(SweepConfig.model_fields)}")
+        else:
+            problems.append(f"{key}: {e['msg']}")
+    return "; ".join(problems)
+
+
+def _set(data: dict[str, Any], key: str, value: Any) -> None:
+    node = data
+    *parents, last = key.split(".")
+    for part in parents:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"sweep key {key!r}: {part!r} is a value, not a section")
+        node = child
+    node[last] = value
+
+
+def run_name(settings: dict[str, Any]) -> str:
+    """A directory name from a run's settings: last key parts unless two runs' would clash."""
+    if not settings:
+        return "run"
+    lasts = [k.rsplit(".", 1)[-1] for k in settings]
+    short = len(set(lasts)) == len(lasts)
+    parts = []
+    for key, value in settings.items():
+        shown = json.dumps(value) if isinstance(value, dict | list) else str(value)
+        parts.append(f"{key.rsplit('.', 1)[-1] if short else key}={shown}")
+    return ",".join(parts).replace("/", "_").replace(" ", "")
+
+
+def plan(
+    sweep: SweepConfig, root: Path | None = None, overrides: list[str] | None = None
+) -> list[tuple[str, dict[str, Any], RunConfig]]:
+    """(name, settings, config) of every run, all validated before anything trains."""
+    if isinstance(sweep.base, str):
+        base = configuration.load_file((root or Path()) / sweep.base)
+    else:
+        base = copy.deepcopy(sweep.base)
+    base = configuration.apply_overrides(base, overrides or [])
+    empty = [k for k, values in sweep.grid.items() if not values]
+    if empty:
+        raise ConfigError(f"sweep grid key(s) {', '.join(empty)} have no values")
+    keys = list(sweep.grid)
+    runs = []
+    for explicit in sweep.runs or [{}]:
+        for combo in itertools.product(*(sweep.grid[k] for k in keys)):
+            settings = {**explicit, **dict(zip(keys, combo, strict=True))}
+            data = copy.deepcopy(base)
+            for key, value in settings.items():
+                _set(data, key, value)
+            name = run_name(settings)
+            try:
+                cfg = configuration.parse(data)
+            except ConfigError as err:
+                raise ConfigError(f"sweep run {name}: {err}") from None
+            runs.append((name, settings, cfg))
+    names = [name for name, _, _ in runs]
+    if len(set(names)) != len(names):
+        raise ConfigError("sweep has duplicate runs (the same settings twice); remove them")
+    return runs
+
+
+def status(run_dir: Path) -> str:
+    """done | resume | new"""
+    if (run_dir / "summary.json").is_file():
+        return "done"
+    if (run_dir / checkpoint.FILENAME).is_file():
+        return "resume"
+    return "new"
+
+
+def _train_one(cfg_json: dict[str, Any], run_dir: str, resume: bool, threads: int | None):
+    import torch
+
+    from globalconv.train.loop import train
+
+    if threads is not None:
+        torch.set_num_threads(threads)
+    return train(RunConfig.model_validate(cfg_json), run_dir, progress=False, resume=resume)
+
+
+def run_sweep(
+    runs: list[tuple[str, dict[str, Any], RunConfig]],
+    out: str | Path,
+    *,
+    jobs: int = 1,
+    progress: bool = True,
+    echo=print,
+) -> dict[str, Any]:
+    """Run (or skip, or resume) every planned run; write and return the sweep summary."""
+    from globalconv.train.loop import train
+
+    out = Path(out)
+    results: dict[str, dict[str, Any]] = {}
+    todo = []
+    for name, _, cfg in runs:
+        state = status(out / name)
+        if state == "done":
+            echo(f"[skip] {name}: finished")
+            results[name] = {"status": "skipped", "summary": _summary(out / name)}
+        else:
+            todo.append((name, cfg, state == "resume"))
+    if jobs == 1:
+        for name, cfg, resume in todo:
+            echo(f"[{'resume' if resume else 'run'}] {name}")
+            results[name] = _guard(
+                lambda cfg=cfg, n=name, r=resume: train(cfg, out / n, progress=progress, resume=r)
+            )
+    else:
+        threads = max(1, (os.cpu_count() or 1) // jobs)  # the cores shared, not oversubscribed
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
+            futures = {
+                name: pool.submit(
+                    _train_one, cfg.model_dump(mode="json"), str(out / name), resume, threads
+                )
+                for name, cfg, resume in todo
+            }
+            for name, future in futures.items():
+                results[name] = _guard(future.result)
+                echo(f"[{results[name]['status']}] {name}")
+    entries = []
+    for name, settings, _ in runs:
+        entries.append({"name": name, "settings": settings, **results[name]})
+    summary = {"runs": entries, "groups": aggregate(entries)}
+    io.write_json(out / SUMMARY, summary)
+    return summary
+
+
+def _guard(fn) -> dict[str, Any]:
+    """A failed run is reported and the sweep goes on; an interrupt stops the sweep."""
+    try:
+        return {"status": "done", "summary": fn()}
+    except Exception as err:  # noqa: BLE001  (reported in the sweep summary and exit code)
+        return {"status": "failed", "error": f"{type(err).__name__}: {err}"}
+
+
+def _summary(run_dir: Path) -> dict[str, Any]:
+    return json.loads((run_dir / "summary.json").read_text())
+
+
+AGGREGATED = ("test_", "valid_", "best_valid_", "final_train_loss", "train_seconds")
+
+
+def aggregate(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Group runs that differ only in the seed; mean and sample std (n-1) of their metrics."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for entry in entries:
+        if "summary" not in entry:
+            continue
+        rest = {k: v for k, v in entry["settings"].items() if k != SEED_KEY}
+        groups.setdefault(run_name(rest), []).append(entry)
+    out = []
+    for label, members in groups.items():
+        summaries = [m["summary"] for m in members]
+        first = summaries[0]
+        keys = [
+            k
+            for k, v in first.items()
+            if k.startswith(AGGREGATED)
+            and isinstance(v, int | float)
+            and not isinstance(v, bool)
+            and not k.endswith("_step")
+        ]
+        out.append(
+            {
+                "group": label,
+                "n": len(summaries),
+                "seeds": [s.get("seed") for s in summaries],
+                "runs": [m["name"] for m in members],
+                "task": first.get("task"),
+                "mixer": first.get("mixer"),
+                "metric": first.get("metric"),
+                "params": first.get("params"),
+                "flops_per_token": first.get("flops_per_token"),
+                "metrics": {
+                    k: mean_std([s[k] for s in summaries if isinstance(s.get(k), int | float)])
+                    for k in keys
+                },
+            }
+        )
+    return out
+
+
+def mean_std(values: list[float]) -> dict[str, float | None]:
+    """Mean and sample standard deviation (n-1 denominator; None for a single value)."""
+    n = len(values)
+    mean = sum(values) / n
+    std = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1)) if n > 1 else None
+    return {"mean": mean, "std": std, "n": n}
+
+
+def format_table(header: list[str], rows: list[list[Any]]) -> str:
+    widths = [max(len(str(c)) for c in col) for col in zip(header, *rows, strict=True)]
+    line = lambda cells: "  ".join(str(c).rjust(w) for c, w in zip(cells, widths, strict=True))  # noqa: E731
+    return "\n".join([line(header), line(["-" * w for w in widths])] + [line(r) for r in rows])
+
+
+def groups_table(groups: list[dict[str, Any]]) -> str:
+    rows = []
+    for g in groups:
+        key = "test_accuracy" if g["metric"] == "accuracy" else "test_bits_per_token"
+        m = g["metrics"].get(key)
+        shown = "-" if m is None else f"{m['mean']:.4f}"
+        if m is not None and m["std"] is not None:
+            shown += f" ± {m['std']:.4f}"
+        rows.append(
+            [
+                g["group"],
+                g["n"],
+                g["task"],
+                g["mixer"],
+                f"{g['params']:,}",
+                f"test {g['metric']}: {shown}",
+            ]
+        )
+    return format_table(["group", "seeds", "task", "mixer", "params", "result (mean ± std)"], rows)
+
+
+def parse_values(text: str) -> list[Any]:
+    """'a,b,3e-4' -> ['a', 'b', 0.0003] (each value read as YAML)."""
+    import yaml
+
+    return [yaml.safe_load(v) for v in text.split(",") if v.strip()]
+
+
+EXAMPLES = """examples:
+  globalconv sweep -s configs/sweep_mnist1d.yaml
+  globalconv sweep -s configs/sweep_mnist1d.yaml --jobs 2 train.steps=300
+  globalconv sweep -c configs/mnist1d.yaml --grid model.mixer=attention,global_conv \\
+      --grid train.lr=1e-3,3e-3 --seeds 0,1,2 --out runs/lr-sweep
+  globalconv sweep -s configs/sweep_mnist1d.yaml --dry-run      # list runs and their status
+
+A sweep is resumable: run the same command again and finished runs (summary.json) are skipped,
+interrupted ones resume from their checkpoint. Results: OUT/sweep_summary.json and the table
+printed at the end (mean ± sample std over seeds); `globalconv runs OUT` lists every run.
+"""
+
+
+def add_cli(subparsers) -> None:
+    p = subparsers.add_parser(
+        "sweep",
+        help="run a grid or list of configs (mixers x tasks x seeds x lrs), resumable",
+        description="Run every combination of a grid (and/or a list of runs) of configs, "
+        "sequentially or in parallel processes, skipping finished runs.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("-s", "--sweep", help="sweep file (YAML/JSON with base, grid, runs, jobs, out)")
+    p.add_argument("-c", "--config", help="base run config (instead of the sweep file's base)")
+    p.add_argument(
+        "--grid",
+        action="append",
+        default=[],
+        metavar="KEY=V1,V2",
+        help="add a grid axis, e.g. model.mixer=attention,global_conv (repeatable)",
+    )
+    p.add_argument("--seeds", help="comma-separated seeds, a grid axis on train.seed")
+    p.add_argument("--jobs", type=int, help="processes in parallel (default: the file's, or 1)")
+    p.add_argument("--out", help="sweep directory (default: the file's out, or runs/sweep)")
+    p.add_argument("--dry-run", action="store_true", help="list the runs and their status only")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    p.add_argument(
+        "overrides", nargs="*", metavar="KEY=VALUE", help="dotted overrides of the base config"
+    )
+    p.set_defaults(func=cmd_sweep)
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    sweep, root = load_sweep(args.sweep) if args.sweep else (SweepConfig(), Path())
+    if args.config:
+        sweep = sweep.model_copy(update={"base": str(Path(args.config).resolve())})
+    grid = dict(sweep.grid)
+    for item in args.grid:
+        key, sep, values = item.partition("=")
+        if not sep or not key or not values:
+            raise ConfigError(f"--grid {item!r} must look like key.path=v1,v2")
+        grid[key] = parse_values(values)
+    if args.seeds:
+        grid[SEED_KEY] = parse_values(args.seeds)
+    sweep = sweep.model_copy(update={"grid": grid})
+    jobs = args.jobs or sweep.jobs
+    if jobs < 1:
+        raise ConfigError(f"--jobs must be >= 1, got {jobs}")
+    out = Path(args.out or sweep.out or "runs/sweep")
+    runs = plan(sweep, root, args.overrides)
+    if args.dry_run:
+        for name, _, _ in runs:
+            print(f"{status(out / name):>6}  {out / name}")
+        return 0
+    summary = run_sweep(runs, out, jobs=jobs, progress=not args.quiet)
+    print(groups_table(summary["groups"]))
+    failed = [r for r in summary["runs"] if r["status"] == "failed"]
+    for r in failed:
+        print(f"failed: {r['name']}: {r['error']}")
+    print(f"sweep directory: {out} ({len(runs)} runs, {len(failed)} failed)")
+    return 1 if failed else 0
+
+
+__all__ = ["SweepConfig", "aggregate", "load_sweep", "mean_std", "plan", "run_sweep"]
