@@ -170,6 +170,7 @@ def train(cfg: RunConfig, run_dir: str | Path, *, progress: bool = True) -> dict
     summary = {
         "name": cfg.name or run_dir.name,
         "task": cfg.task.name,
+        "task_info": task.info,
         "mixer": cfg.model.mixer,
         "metric": spec.metric,
         "params": model.num_params(),
