@@ -154,9 +154,12 @@ def build(name: str, params: dict[str, Any] | None = None) -> Task:
             if e["type"] == "extra_forbidden":
                 allowed = ", ".join(cls.Params.model_fields)
                 problems.append(f"task {name!r} has no parameter {key!r}; allowed: {allowed}")
+            elif not key:  # a check across parameters
+                problems.append(f"task {name!r}: {e['msg'].removeprefix('Value error, ')}")
             else:
+                message = e["msg"].removeprefix("Value error, ")
                 problems.append(
-                    f"task {name!r} parameter {key}: {e['msg']} (got {e.get('input')!r})"
+                    f"task {name!r} parameter {key}: {message} (got {e.get('input')!r})"
                 )
         raise ValueError("; ".join(problems)) from None
     return cls(parsed)

@@ -142,7 +142,9 @@ class HuggingFace(Task):
                 arrays[f"{split}_lengths"] = lengths
             if targets and np.ndim(targets[0]) == 1:  # per-position targets
                 targets = [np.asarray(t, dtype=np.int64)[: p.max_len] for t in targets]
-                bad = [i for i, (t, n) in enumerate(zip(targets, lengths)) if len(t) != n]
+                bad = [
+                    i for i, (t, n) in enumerate(zip(targets, lengths, strict=True)) if len(t) != n
+                ]
                 if bad:
                     raise ValueError(
                         f"{p.path}[{name}] row {bad[0]}: {len(targets[bad[0]])} targets for "

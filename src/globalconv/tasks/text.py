@@ -103,10 +103,19 @@ class Text(Task):
                 "files": len(names),
                 "manifest_sha256": hashlib.sha256("\n".join(names).encode()).hexdigest(),
             }
-        data = b"".join(path.read_bytes() for path in paths)
-        if p.max_bytes is not None:
-            data = data[: p.max_bytes]
-        info = {**source, "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+        chunks, size = [], 0
+        for path in paths:  # stop reading once max_bytes are in
+            chunks.append(path.read_bytes())
+            size += len(chunks[-1])
+            if p.max_bytes is not None and size >= p.max_bytes:
+                break
+        data = b"".join(chunks)[: p.max_bytes]
+        info = {
+            **source,
+            "files_read": len(chunks),
+            "bytes": len(data),
+            "sha256": hashlib.sha256(data).hexdigest(),
+        }
         return data, info
 
     @property
