@@ -74,6 +74,13 @@ def test_language_model_and_per_token_targets(save):
     assert torch.equal(split.lengths, torch.tensor([3, 2]))
 
 
+def test_unloadable_dataset_is_a_clear_error(save, tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="could not load the dataset"):
+        tasks.build("hf", dict(path=str(tmp_path / "empty"))).splits()
+
+
 def test_missing_splits_and_columns_are_errors(save):
     path = save({"train": {"text": ["a"], "label": [0]}, "test": {"text": ["b"], "label": [1]}})
     with pytest.raises(ValueError, match="has no split 'validation'"):

@@ -12,7 +12,7 @@ def test_lists_every_task_with_parameters_and_metric(capsys):
     out = capsys.readouterr().out
     for name in tasks.available():
         assert f"\n{name}: " in f"\n{out}", name
-    assert "num_kv_pairs: int = 8" in out and "power_a: float = 0.01" in out
+    assert "num_kv_pairs: int = 4" in out and "power_a: float = 0.01" in out
     assert "path: str = (required)" in out
     assert "metric: bits_per_token" in out and "metric: accuracy" in out
 

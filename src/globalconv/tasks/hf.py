@@ -49,10 +49,16 @@ def _load(p: HfParams):
         raise ValueError(
             "the hf task needs the datasets package; install it with pip install 'globalconv[hf]'"
         ) from None
-    if Path(p.path).is_dir():
-        data = datasets.load_from_disk(p.path)
-    else:
-        data = datasets.load_dataset(p.path, p.name)
+    try:
+        if Path(p.path).is_dir():
+            data = datasets.load_from_disk(p.path)
+        else:
+            data = datasets.load_dataset(p.path, p.name)
+    except Exception as err:  # datasets raises many kinds (not found, offline, bad files)
+        raise ValueError(
+            f"could not load the dataset {p.path!r}: {type(err).__name__}: {err}; give a "
+            "save_to_disk directory or a dataset name that load_dataset can reach"
+        ) from err
     if not isinstance(data, datasets.DatasetDict):
         raise ValueError(f"{p.path} holds one split; save a DatasetDict with train and test splits")
     return data

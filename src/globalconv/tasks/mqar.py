@@ -21,8 +21,10 @@ attention solves it at small width, which is why this task can separate the mixe
 
 Kept: the sequence layout, power-law gaps, random noise, query-only scoring. Left out: Zoology's
 data-loader machinery and its multi-length training mixtures (train on one length here).
-Defaults (vocabulary 256, length 64, 8 pairs, 10,000 / 1,000 examples) are small enough for a
-2-layer, d=64 model on a CPU; Zoology's own runs use vocabulary 8192 and 100,000 examples.
+Defaults (vocabulary 64, length 32, 4 pairs, 10,000 / 1,000 examples) are small enough for a
+2-layer, d=64 model on a CPU; Zoology's own runs use vocabulary 8192, lengths 64-512 with up to
+64 pairs, and 100,000 training examples. Raise ``seq_len`` and ``num_kv_pairs`` together to
+make recall harder.
 """
 
 from __future__ import annotations
@@ -35,9 +37,9 @@ from globalconv.tasks.common import SyntheticParams, drop_leaks, rng, sizes, spl
 
 
 class MqarParams(SyntheticParams):
-    vocab_size: int = Field(256, ge=8, description="tokens; keys from the lower half, values upper")
-    seq_len: int = Field(64, ge=8, description="sequence length L (even)")
-    num_kv_pairs: int = Field(8, ge=1, description="key-value pairs per sequence, all queried")
+    vocab_size: int = Field(64, ge=8, description="tokens; keys from the lower half, values upper")
+    seq_len: int = Field(32, ge=8, description="sequence length L (even)")
+    num_kv_pairs: int = Field(4, ge=1, description="key-value pairs per sequence, all queried")
     power_a: float = Field(0.01, gt=0, le=1, description="query gap g drawn with weight a*g^(a-1)")
 
     @model_validator(mode="after")
