@@ -13,7 +13,7 @@ EXAMPLES = """examples:
   globalconv tasks                      every task, its metric and parameters
   globalconv tasks mqar listops         just these
   globalconv tasks --json               machine-readable
-  globalconv train task.name=mqar task.params.num_kv_pairs=16 model.mixer=attention
+  globalconv train task.name=mqar task.params.seq_len=128 task.params.num_kv_pairs=16
 """
 
 
