@@ -103,6 +103,7 @@ COMMAND_MODULES: list[str] = [
     "globalconv.train.runs",
     "globalconv.kernels.plot",
     "globalconv.kernels.lengths",
+    "globalconv.tasks.catalog",
 ]
 
 

@@ -1,6 +1,17 @@
 """Tasks: registered by name, generated deterministically from a seed."""
 
-from globalconv.tasks import mnist1d  # noqa: F401  (registration)
+from globalconv.tasks import (  # noqa: F401  (registration)
+    copy_reverse,
+    files,
+    hf,
+    induction,
+    listops,
+    mnist1d,
+    mqar,
+    parity,
+    selective_copy,
+    text,
+)
 from globalconv.tasks.base import (
     IGNORE_INDEX,
     Split,

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
 import torch
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from torch import Tensor
 
 IGNORE_INDEX = -100  # targets with this value count neither in the loss nor in the metric
@@ -23,7 +23,7 @@ class TaskParams(BaseModel):
     """Base for a task's parameters: unknown keys are errors."""
 
     model_config = ConfigDict(extra="forbid")
-    seed: int = 0
+    seed: int = Field(0, description="seed of the data generator (same seed, same data)")
 
 
 @dataclass
@@ -99,6 +99,12 @@ class Task:
     name: ClassVar[str] = ""
     Params: ClassVar[type[TaskParams]] = TaskParams
     description: ClassVar[str] = ""
+    metrics: ClassVar[tuple[str, ...]] = ("accuracy",)  # what spec.metric can be
+
+    @property
+    def info(self) -> dict[str, Any]:
+        """What the data is, for the run record (e.g. a corpus's content hash); {} if nothing."""
+        return {}
 
     def __init__(self, params: TaskParams) -> None:
         self.params = params
@@ -148,9 +154,12 @@ def build(name: str, params: dict[str, Any] | None = None) -> Task:
             if e["type"] == "extra_forbidden":
                 allowed = ", ".join(cls.Params.model_fields)
                 problems.append(f"task {name!r} has no parameter {key!r}; allowed: {allowed}")
+            elif not key:  # a check across parameters
+                problems.append(f"task {name!r}: {e['msg'].removeprefix('Value error, ')}")
             else:
+                message = e["msg"].removeprefix("Value error, ")
                 problems.append(
-                    f"task {name!r} parameter {key}: {e['msg']} (got {e.get('input')!r})"
+                    f"task {name!r} parameter {key}: {message} (got {e.get('input')!r})"
                 )
         raise ValueError("; ".join(problems)) from None
     return cls(parsed)

@@ -1,0 +1,93 @@
+"""``globalconv tasks``: the registered tasks with their parameters and metrics."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import types
+from typing import Any, Literal, Union, get_args, get_origin
+
+from globalconv import tasks
+
+EXAMPLES = """examples:
+  globalconv tasks                      every task, its metric and parameters
+  globalconv tasks mqar listops         just these
+  globalconv tasks --json               machine-readable
+  globalconv train task.name=mqar task.params.seq_len=128 task.params.num_kv_pairs=16
+"""
+
+
+def _type(annotation: Any) -> str:
+    origin, args = get_origin(annotation), get_args(annotation)
+    if origin is Literal:
+        return "|".join(str(a) for a in args)
+    if origin in (Union, types.UnionType):
+        return " | ".join("null" if a is type(None) else _type(a) for a in args)
+    if origin is list:
+        return f"list[{_type(args[0])}]"
+    return getattr(annotation, "__name__", str(annotation))
+
+
+def describe(name: str) -> dict[str, Any]:
+    """A task's description, metrics and parameters (type, default, help) as plain data."""
+    cls = tasks.get(name)
+    params = []
+    for key, field in cls.Params.model_fields.items():
+        if field.is_required():
+            default: Any = "required"
+        elif field.default_factory is not None:
+            default = field.default_factory()
+        else:
+            default = field.default
+        params.append(
+            {
+                "name": key,
+                "type": _type(field.annotation),
+                "default": default,
+                "help": field.description or "",
+            }
+        )
+    return {
+        "name": name,
+        "description": cls.description,
+        "metrics": list(cls.metrics),
+        "params": params,
+    }
+
+
+def render(entry: dict[str, Any]) -> str:
+    def head(p: dict[str, Any]) -> str:
+        default = "(required)" if p["default"] == "required" else json.dumps(p["default"])
+        return f"{p['name']}: {p['type']} = {default}"
+
+    lines = [f"{entry['name']}: {entry['description']}"]
+    lines.append(f"  metric: {' or '.join(entry['metrics'])}")
+    width = max(len(head(p)) for p in entry["params"])
+    lines += [f"  {head(p).ljust(width)}  {p['help']}".rstrip() for p in entry["params"]]
+    return "\n".join(lines)
+
+
+def cmd_tasks(args: argparse.Namespace) -> int:
+    names = args.names or tasks.available()
+    entries = [describe(name) for name in names]
+    if args.json:
+        print(json.dumps(entries, indent=2))
+    else:
+        print("\n\n".join(render(e) for e in entries))
+    return 0
+
+
+def add_cli(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "tasks",
+        help="list the tasks with their parameters and metrics",
+        description=(
+            "List the registered tasks: what each is, its metric, and its parameters "
+            "(set them with task.params.NAME=VALUE in train and compare)."
+        ),
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("names", nargs="*", metavar="TASK", help="tasks to show (default: all)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of text")
+    p.set_defaults(func=cmd_tasks)
