@@ -148,7 +148,9 @@ def test_cli_trains_on_a_file_and_reports_bad_ones(tmp_path, capsys):
     assert json.loads((out / "summary.json").read_text())["task"] == "files"
     bad = save(tmp_path, good(test_targets=None), "bad.npz")
     assert (
-        cli.main(["train", "-q", "--out", str(out), "task.name=files", f"task.params.path={bad}"])
+        cli.main(
+            ["train", "-q", "--out", str(out / "bad"), "task.name=files", f"task.params.path={bad}"]
+        )
         == 2
     )
     assert "array 'test_targets' is missing" in capsys.readouterr().err
