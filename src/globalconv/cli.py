@@ -104,6 +104,7 @@ COMMAND_MODULES: list[str] = [
     "globalconv.kernels.plot",
     "globalconv.kernels.lengths",
     "globalconv.tasks.catalog",
+    "globalconv.analysis.report",
 ]
 
 

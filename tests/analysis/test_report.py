@@ -1,0 +1,81 @@
+import base64
+import json
+import re
+
+import matplotlib.image as mpimg
+import pytest
+
+from globalconv import cli, config
+from globalconv.analysis import report
+from globalconv.train import train
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def runs_dir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("runs")
+    for mixer in ["attention", "global_conv"]:
+        for seed in [0, 1]:
+            cfg = config.load(
+                None,
+                [
+                    f"model.mixer={mixer}",
+                    "model.d_model=16",
+                    "model.n_layers=1",
+                    "train.steps=4",
+                    f"train.seed={seed}",
+                ],
+            )
+            train(cfg, root / f"{mixer}-s{seed}", progress=False)
+    return root
+
+
+def test_report_builds_with_valid_pngs_and_self_contained_html(runs_dir, tmp_path):
+    out = report.build_report(runs_dir, tmp_path / "r", width=32)
+    md = (out / "report.md").read_text()
+    for name in re.findall(r"\]\(([^)]+\.png)\)", md):
+        path = out / name
+        assert path.read_bytes()[:8] == PNG_MAGIC, name
+        assert mpimg.imread(path).ndim == 3
+    assert {
+        "scores.png",
+        "flops.png",
+        "curves_mnist1d.png",
+        "global_conv_kernel.png",
+        "mixing_vs_attention.png",
+    } <= {p.name for p in out.glob("*.png")}
+    html = (out / "report.html").read_text()
+    sources = re.findall(r'<img[^>]*src="([^"]+)"', html)
+    assert len(sources) == md.count("![")
+    for src in sources:
+        assert src.startswith("data:image/png;base64,")
+        assert base64.b64decode(src.split(",", 1)[1])[:8] == PNG_MAGIC
+    assert "The answer, point by point" in md and "Zoology" in md and "54.39" in md
+
+
+def test_tables_come_from_the_runs(runs_dir, tmp_path):
+    out = report.build_report(runs_dir, tmp_path / "before", width=32)
+    assert "12.34 ±" not in (out / "report.md").read_text()
+    summary_path = runs_dir / "global_conv-s0" / "summary.json"
+    original = summary_path.read_text()
+    try:
+        for seed in (0, 1):
+            path = runs_dir / f"global_conv-s{seed}" / "summary.json"
+            data = json.loads(path.read_text())
+            data["test_accuracy"] = 0.1234
+            path.write_text(json.dumps(data))
+        md = (report.build_report(runs_dir, tmp_path / "after", width=32) / "report.md").read_text()
+        assert "| mnist1d | `global_conv` | accuracy | 12.34 ± 0.00 (n=2) |" in md
+    finally:
+        summary_path.write_text(original)
+
+
+def test_cli_report_and_errors(runs_dir, tmp_path, capsys):
+    assert cli.main(["report", str(runs_dir), "--out", str(tmp_path / "cli"), "--width", "32"]) == 0
+    assert (tmp_path / "cli" / "report.html").is_file()
+    assert cli.main(["report", str(tmp_path / "missing")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    assert cli.main(["report", str(tmp_path / "empty")]) == 2
+    assert "no runs under" in capsys.readouterr().err
