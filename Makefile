@@ -14,7 +14,8 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/globalconv compare
+	$(BIN)/globalconv compare --jobs 2 --out runs/compare
+	$(BIN)/globalconv report runs/compare
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

@@ -73,8 +73,15 @@ def test_cli_train_writes_a_run_directory(tmp_path, capsys):
     assert lines[-1]["step"] == 3 and all("loss" in r for r in lines)
 
 
-def test_cli_compare_prints_a_table(tmp_path, capsys):
+def test_cli_compare_runs_the_quick_suite_and_skips_finished_runs(tmp_path, capsys):
     args = ["compare", "-q", "--steps", "2", "--out", str(tmp_path), "model.d_model=16"]
+    args += ["model.n_layers=1", "task.params.seq_len=16", "--tasks", "mqar"]
     assert cli.main(args) == 0
     out = capsys.readouterr().out
-    assert "attention" in out and "global_conv" in out and "FLOPs/token" in out
+    for mixer in ["attention", "global_conv", "gated_global_conv"]:
+        assert (tmp_path / "mqar" / f"{mixer}-l1-s0" / "summary.json").is_file()
+        assert f"mqar {mixer} " in " ".join(out.split())  # a row of the printed table
+    assert "FLOPs/token" in out and f"globalconv report {tmp_path}" in out
+    first = (tmp_path / "mqar" / "global_conv-l1-s0" / "summary.json").stat().st_mtime_ns
+    assert cli.main(args) == 0  # rerun: finished runs are skipped, not retrained
+    assert (tmp_path / "mqar" / "global_conv-l1-s0" / "summary.json").stat().st_mtime_ns == first

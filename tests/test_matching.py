@@ -72,6 +72,7 @@ def test_the_run_records_what_was_matched(tmp_path):
 
 def test_compare_match_flag(tmp_path, capsys):
     args = ["compare", "-q", "--steps", "1", "--out", str(tmp_path), "--match", "flops"]
+    args += ["--tasks", "mnist1d", "--mixers", "attention,global_conv"]
     args += ["model.d_model=16", "model.n_layers=1", "train.threads=1", "match.tolerance=0.1"]
     args += ["task.params.valid_fraction=0.1"]
     assert cli.main(args) == 0

@@ -73,17 +73,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "compare",
-        help="train several mixers on one task and print a table",
-        epilog=EXAMPLES,
+        help="run a comparison suite (mixers x tasks x seeds) and print its tables",
+        description="Run a comparison suite; finished runs are skipped, partial ones resumed. "
+        "Then `globalconv report OUT` writes the answer as a document.",
+        epilog=COMPARE_EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     _add_common(p)
-    p.add_argument(
-        "--mixers",
-        default="attention,global_conv",
-        help="comma-separated mixer names (default: attention,global_conv)",
-    )
-    p.add_argument("--steps", type=int, help="training steps per model (overrides train.steps)")
+    p.add_argument("--suite", default="quick", help="quick (default), depth or full; see --list")
+    p.add_argument("--list", action="store_true", help="describe the suites and exit")
+    p.add_argument("--mixers", help="comma-separated mixers (default: the suite's)")
+    p.add_argument("--tasks", help="comma-separated task labels of the suite (default: all)")
+    p.add_argument("--seeds", help="comma-separated seeds (default: the suite's)")
+    p.add_argument("--steps", type=int, help="training steps per run (overrides every task's)")
+    p.add_argument("--jobs", type=int, default=1, help="runs trained in parallel (default 1)")
+    p.add_argument("--dry-run", action="store_true", help="list the runs and exit")
     p.add_argument(
         "--out", default="runs/compare", help="directory for the runs (default runs/compare)"
     )
@@ -185,29 +189,61 @@ def _run_name(cfg: configuration.RunConfig) -> str:
     return cfg.name or f"{cfg.task.name}-{cfg.model.mixer}-s{cfg.train.seed}-{stamp}"
 
 
-# The default comparison: fast on a 2-core CPU, long enough for the gap between mixers to show.
-COMPARE_DEFAULTS = ["train.steps=1500", "train.lr=3e-3", "train.warmup_steps=100"]
+COMPARE_EXAMPLES = """examples:
+  globalconv compare                                   # the quick suite (what make run runs)
+  globalconv report runs/compare                       # ... turned into report.md / report.html
+  globalconv compare --list
+  globalconv compare --mixers attention,global_conv,hyena,fnet --tasks mnist1d
+  globalconv compare --suite depth --tasks mqar --jobs 2 --out runs/depth
+  globalconv compare --suite full --jobs 2 --out runs/full model.d_model=128
+"""
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from globalconv import mixers
-    from globalconv.train import train
+    from globalconv.analysis import suite
 
-    names = [m.strip() for m in args.mixers.split(",") if m.strip()]
-    unknown = [m for m in names if m not in mixers.available()]
-    if not names or unknown:
-        raise configuration.ConfigError(
-            f"unknown mixer(s) {', '.join(unknown) or '(none given)'}; "
-            f"available: {', '.join(mixers.available())}"
-        )
-    steps = [f"train.steps={args.steps}"] if args.steps else []
-    summaries = []
-    for name in names:
-        cfg = _load(args, COMPARE_DEFAULTS + steps + [f"model.mixer={name}"])
-        run_dir = Path(args.out) / f"{cfg.task.name}-{name}"
-        summaries.append(train(cfg, run_dir, progress=not args.quiet, overwrite=True))
-    print(_table(summaries))
-    return 0
+    if args.list:
+        print(suite.describe())
+        return 0
+    if args.jobs < 1:
+        raise configuration.ConfigError(f"--jobs must be >= 1, got {args.jobs}")
+    split = lambda text: [t.strip() for t in text.split(",") if t.strip()] if text else None  # noqa: E731
+    overrides = list(args.overrides)
+    if args.steps:
+        overrides.append(f"train.steps={args.steps}")
+    if args.match:
+        overrides.append(f"match.by={args.match}")
+    seeds = split(args.seeds)
+    try:
+        seeds = [int(s) for s in seeds] if seeds else None
+    except ValueError:
+        raise configuration.ConfigError(f"--seeds takes integers, got {args.seeds!r}") from None
+    runs = suite.plan(
+        args.suite,
+        mixer_names=split(args.mixers),
+        task_labels=split(args.tasks),
+        seeds=seeds,
+        overrides=overrides,
+        base=configuration.load_file(args.config) if args.config else None,
+    )
+    out = Path(args.out)
+    if args.dry_run:
+        for name, _, _ in runs:
+            print(out / name)
+        return 0
+    summary = suite.run(runs, out, jobs=args.jobs, progress=not args.quiet)
+    from globalconv.train import sweep
+
+    done = [r["summary"] for r in summary["runs"] if "summary" in r]
+    for task in dict.fromkeys(s["task"] for s in done):
+        print(_table([s for s in done if s["task"] == task]) + "\n")
+    if any(len(g.get("runs", [])) > 1 for g in summary["groups"]):
+        print(sweep.groups_table(summary["groups"]))
+    failed = [r for r in summary["runs"] if r["status"] == "failed"]
+    for r in failed:
+        print(f"failed: {r['name']}: {r['error']}")
+    print(f"runs directory: {out}\nthe answer as a document: globalconv report {out}")
+    return 1 if failed else 0
 
 
 def _table(summaries: list[dict[str, Any]]) -> str:
