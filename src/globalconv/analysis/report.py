@@ -248,6 +248,11 @@ def answer(runs: list[Run], width: int) -> list[str]:
                 )
     if not points:
         points.append("No task has both attention and another mixer; run `globalconv compare`.")
+    elif any(n == 1 for _, _, n, _ in scores.values()):
+        points.append(
+            "Some results rest on one seed (n=1): their spread is unknown, so differences of a "
+            "point or two are not evidence; rerun with `--seeds 0,1,2` to measure it."
+        )
     L = 4096
     costs = flop_counts.operator_costs(L, width)
     points.append(

@@ -57,7 +57,7 @@ SUITES: dict[str, Suite] = {
     "quick": Suite(
         "attention vs global_conv vs gated_global_conv on real data, recall and LM (minutes)",
         tasks={
-            "mnist1d": ["task.name=mnist1d", "train.steps=1000"],
+            "mnist1d": ["task.name=mnist1d", "train.steps=800"],
             "mqar": ["task.name=mqar", "train.steps=800"],
             "text": [
                 "task.name=text",
