@@ -329,14 +329,16 @@ def test_hyena_is_the_gated_recurrence_over_implicit_long_filters(causal):
             if 0 <= t + j - left < L:
                 s[t] += w[:, j] * u[t + j - left]
     z, *gates = s.split(D, dim=-1)
-    lags = torch.arange(-(L - 1), L)
-    h = m.filter(lags).view(2 * L - 1, 2, D)  # h[lag + L - 1, order]
+    # causal: row s weighs x[t-s]; bidirectional: row L-1+s weighs x[t+s] (the operator's rows)
+    h = m.filter(L).view(-1, 2, D)
     for i, gate in enumerate(gates):
         conv = torch.zeros(L, D, dtype=torch.float64)
         for t in range(L):
             for src in range(L):
-                if not causal or src <= t:
-                    conv[t] += h[t - src + L - 1, i] * z[src]
+                if causal and src <= t:
+                    conv[t] += h[t - src, i] * z[src]
+                elif not causal:
+                    conv[t] += h[L - 1 + src - t, i] * z[src]
         z = gate * (conv + m.beta[i] * z)
     torch.testing.assert_close(m(x)[0], m.out(z))
     # the filter is implicit: its parameters do not grow with the sequence
