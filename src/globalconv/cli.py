@@ -75,7 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 # Commands that live beside the code they drive: each module has add_cli(subparsers), which
 # adds its parser and sets func=<handler(args) -> exit code>. Add a command with one line here.
-COMMAND_MODULES: list[str] = []
+COMMAND_MODULES: list[str] = [
+    "globalconv.analysis.bench_op",
+]
 
 
 def _command_modules():
