@@ -54,6 +54,16 @@ def test_fft_gradients_match_the_direct_path(mode, ragged, chunking):
         torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-9, msg=what)
 
 
+def test_ragged_circular_needs_only_as_many_taps_as_the_longest_sequence():
+    x, kernel, grad = make(3, 12, 2, "circular", seed=7)
+    kernel = kernel.detach()[:7].requires_grad_()
+    lengths = torch.tensor([7, 2, 5])
+    fast = value_and_grads(x, kernel, grad, mode="circular", lengths=lengths, backend="fft")
+    slow = value_and_grads(x, kernel, grad, mode="circular", lengths=lengths, backend="direct")
+    for a, b in zip(fast, slow, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-9)
+
+
 def test_circular_gradients_match_a_plain_torch_fft_composition():
     x, kernel, grad = make(3, 64, 4, "circular", seed=2)
     fast = value_and_grads(x, kernel, grad, mode="circular", backend="fft")
@@ -141,15 +151,16 @@ def test_live_tensor_bytes_tracks_allocations_and_frees():
     assert peak_bytes(work) == 8000
 
 
-def test_auto_takes_direct_up_to_the_crossover_and_fft_above():
-    short, long = conv.AUTO_DIRECT_MAX_LEN, conv.AUTO_DIRECT_MAX_LEN + 1
-    assert resolve_backend("auto", short) == "direct"
-    assert resolve_backend("auto", long) == "fft"
-    assert resolve_backend("direct", 10**5) == "direct" and resolve_backend("fft", 2) == "fft"
-    for L, path in [(short, "direct"), (long, "fft")]:
+@pytest.mark.parametrize("direct_max_len", [0, 5])
+def test_auto_dispatches_by_the_crossover_length(monkeypatch, direct_max_len):
+    monkeypatch.setattr(conv, "AUTO_DIRECT_MAX_LEN", direct_max_len)
+    for L in (1, 5, 6, 40):
+        want = "direct" if L <= direct_max_len else "fft"
+        assert resolve_backend("auto", L) == want
         x, kernel, _ = make(2, L, 3, "circular")
-        name = type(global_conv(x, kernel, mode="circular").grad_fn).__name__
-        assert ("_SpectralConv" in name) == (path == "fft"), name
+        name = type(global_conv(x, kernel).grad_fn).__name__
+        assert (name == "_SpectralConvBackward") == (want == "fft"), (L, name)
+    assert resolve_backend("direct", 10**5) == "direct" and resolve_backend("fft", 2) == "fft"
 
 
 # ---------------------------------------------------------------------------------------------

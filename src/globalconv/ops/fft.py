@@ -11,12 +11,13 @@ zero padded to the transform size N, with X = rfft(x), K = rfft(k) over the leng
 indices taken mod N. What a composition of ``torch.fft`` calls under autograd does twice or in a
 slow layout, this does once and in the layout FFTs like:
 
-* x and grad_y are transformed once each, the kernel once per call; the forward keeps the
-  input spectrum X (about the input's size) and the kernel spectrum, and nothing else;
-* the batch of channel signals is (B, D, N), contiguous along the transform: the user's
-  (B, L, D) is transposed once on the way in and once on the way out, and on CPU the batch is
-  cut into chunks of about ``CHUNK_ELEMENTS`` so a chunk's signal, spectrum and product stay in
-  cache and temporaries are reused instead of freshly paged in;
+* x and grad_y are transformed once each, the kernel once per call; the forward keeps conj(X)
+  (about the input's size; conjugated once, for the kernel gradient) and the kernel spectrum,
+  and nothing else;
+* the channel signals are (b, D, N), contiguous along the transform: the user's (B, L, D) is
+  transposed on the way in and back on the way out (through 16 x 16 tiles on CPU), and on CPU
+  the batch is cut into chunks of about ``CHUNK_ELEMENTS`` samples, so a chunk's signal,
+  spectrum and product stay in cache and its buffers are reused rather than freshly paged in;
 * the batch sum of the kernel gradient is taken in the frequency domain, so the kernel costs
   one inverse transform, not B.
 
