@@ -257,11 +257,9 @@ def print_crossover(rows: list[dict[str, Any]]) -> None:
         )
     )
     for mode in dict.fromkeys(r["mode"] for r in rows):
-        faster = [r["L"] for r in rows if r["mode"] == mode and r["direct_s"] is not None]
-        faster = [
-            L for L in faster if _row(rows, mode, L)["direct_s"] < _row(rows, mode, L)["fft_s"]
-        ]
-        worst = max(r["auto_over_best"] for r in rows if r["mode"] == mode)
+        mine = [r for r in rows if r["mode"] == mode]
+        faster = [r["L"] for r in mine if r["direct_s"] is not None and r["direct_s"] < r["fft_s"]]
+        worst = max(r["auto_over_best"] for r in mine)
         print(
             f"{mode}: direct faster at L = {faster or 'none'}; "
             f"auto is at most {worst:.2f}x the faster path"
@@ -364,10 +362,6 @@ def print_model(rows: list[dict[str, Any]]) -> None:
 
 # ---------------------------------------------------------------------------------------------
 # command line
-
-
-def _row(rows, mode, L):
-    return next(r for r in rows if r["mode"] == mode and r["L"] == L)
 
 
 def _saved_bytes(step: Callable[[], None]) -> int:

@@ -92,32 +92,32 @@ class _SpectralConv(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: Tensor, kernel: Tensor, n_fft: int, correlate: bool, out_len: int):
         B, L, D = x.shape
-        K = torch.fft.rfft(kernel.transpose(-1, -2), n=n_fft, dim=-1)  # (D, F) or (B, D, F)
+        batched = kernel.dim() == 3
+        K = _spectrum(kernel if batched else kernel.unsqueeze(0), n_fft)  # (B or 1, D, F)
         M = K.conj_physical() if correlate else K
         keep = ctx.needs_input_grad[1]  # the kernel gradient needs the input spectrum
         y = x.new_empty(B, out_len, D)
         spectra = []  # conj(X) per chunk: the kernel gradient's factor, conjugated once here
         for rows in _chunks(x, n_fft):
             X = _spectrum(x[rows], n_fft)  # (b, D, F)
-            m = M[rows] if M.dim() == 3 else M
+            m = M[rows] if batched else M
             if keep:
                 _store(y[rows], X * m, n_fft)
                 spectra.append(X.conj_physical_())
             else:
                 _store(y[rows], X.mul_(m), n_fft)
         ctx.save_for_backward(K, *spectra)
-        ctx.shape = (L, kernel.shape[-2], n_fft, correlate)
+        ctx.shape = (L, kernel.shape[-2], n_fft, correlate, batched)
         return y
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_y: Tensor):
         K, *spectra = ctx.saved_tensors
-        L, taps, n_fft, correlate = ctx.shape
+        L, taps, n_fft, correlate, batched = ctx.shape
         need_x, need_k = ctx.needs_input_grad[:2]
         B, _, D = grad_y.shape
         adjoint = K if correlate else K.conj_physical()  # conj(M)
-        batched = K.dim() == 3
         grad_x = grad_y.new_empty(B, L, D) if need_x else None
         # sum_b conj(X_b) G_b, or one product per sequence when each has its own kernel
         A = torch.zeros_like(K) if need_k and not batched else None
@@ -127,9 +127,9 @@ class _SpectralConv(torch.autograd.Function):
             if need_k and batched:
                 products.append(spectra[i] * G)
             elif need_k and G.shape[0] == 1:
-                A.addcmul_(spectra[i][0], G[0])
+                A[0].addcmul_(spectra[i][0], G[0])
             elif need_k:
-                A.add_((spectra[i] * G).sum(0))
+                A.add_((spectra[i] * G).sum(0, keepdim=True))
             if need_x:
                 _store(grad_x[rows], G.mul_(adjoint[rows] if batched else adjoint), n_fft)
         grad_k = None
@@ -137,6 +137,8 @@ class _SpectralConv(torch.autograd.Function):
             if batched:
                 A = torch.cat(products)
             if correlate:  # sum_b X_b conj(G_b) = conj(sum_b conj(X_b) G_b)
-                A = A.conj()
-            grad_k = torch.fft.irfft(A, n=n_fft, dim=-1)[..., :taps].transpose(-1, -2)
+                A.conj_physical_()
+            grad_k = grad_y.new_empty(A.shape[0], taps, D)
+            _store(grad_k, A, n_fft)
+            grad_k = grad_k if batched else grad_k[0]
         return grad_x, grad_k, None, None, None
