@@ -18,11 +18,12 @@ def test_every_part_runs_and_writes_its_numbers(tmp_path, capsys):
     parts = ["--parts", "table,crossover,memory,model", "--json", str(out)]
     assert cli.main(TINY + parts) == 0
     text = capsys.readouterr().out
-    for column in ["op/floor", "attn/mixer", "auto/best", "peak/input", "tokens/s"]:
+    for column in ["op/floor", "plain/op", "attn/mixer", "auto/best", "peak/input", "tokens/s"]:
         assert column in text
     data = json.loads(out.read_text())
     table = {r["mode"]: r for r in data["table"]}
     assert table["circular"]["op_s"] > 0 and table["circular"]["attention_s"] > 0
+    assert table["circular"]["plain_s"] > 0 and table["full"]["plain_s"] is None
     assert table["full"]["attention_s"] is None  # no mixer runs the full mode
     assert [r["L"] for r in data["crossover"] if r["mode"] == "circular"] == [8, 16]
     assert all(r["peak_over_input"] > r["saved_over_input"] > 0 for r in data["memory"])

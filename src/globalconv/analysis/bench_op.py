@@ -6,8 +6,9 @@ Parts (``--parts``, comma separated):
 * ``table``: for each mode and length, forward+backward of ``global_conv`` (FFT path, input
   (B, L, D) as users pass it) against the *FFT floor* -- one bare ``rfft`` + ``irfft`` pair over
   the length axis of a contiguous (B, D, N) tensor, N the mode's transform length -- and the
-  direct path where feasible; for circular and causal also the ``global_conv`` mixer against the
-  ``attention`` mixer (SDPA) at the same B, L, D. Last column: what ``backend="auto"`` picks.
+  direct path where feasible; for circular and causal also the plain composition it replaces
+  (rfft, multiply, irfft under autograd) and the ``global_conv`` mixer against the ``attention``
+  mixer (SDPA) at the same B, L, D. Last column: what ``backend="auto"`` picks.
 * ``crossover``: direct vs FFT vs auto over lengths 8..16384, and auto's time over the faster.
 * ``memory``: peak bytes of tensors created by forward+backward (output and gradients
   included), and bytes saved for backward, in units of the input's size.
@@ -65,6 +66,24 @@ def op_step(mode: str, backend: str, B: int, L: int, D: int, device: str) -> Cal
     def step() -> None:
         x.grad = kernel.grad = None
         global_conv(x, kernel, mode=mode, backend=backend).backward(grad)
+
+    return step
+
+
+def plain_step(mode: str, B: int, L: int, D: int, device: str) -> Callable[[], None]:
+    """Forward+backward of the plain composition the FFT backend replaces: rfft, multiply, irfft
+    under autograd, on the (B, L, D) layout (circular and causal)."""
+    from globalconv.ops import fft_size
+
+    x, kernel, grad = _inputs(mode, B, L, D, device)
+    n = fft_size(mode, L)
+
+    def step() -> None:
+        x.grad = kernel.grad = None
+        X = torch.fft.rfft(x, n=n, dim=1)
+        K = torch.fft.rfft(kernel, n=n, dim=0)
+        K = K.conj() if mode == "circular" else K
+        torch.fft.irfft(X * K, n=n, dim=1)[:, :L].backward(grad)
 
     return step
 
@@ -135,6 +154,7 @@ def part_table(args: argparse.Namespace) -> list[dict[str, Any]]:
             if L <= args.direct_max_len:
                 candidates["direct"] = op_step(mode, "direct", B, L, D, dev)
             if mode != "full":
+                candidates["plain"] = plain_step(mode, B, L, D, dev)
                 causal = mode == "causal"
                 candidates["mixer"] = mixer_step("global_conv", causal, B, L, D, args.heads, dev)
                 if L <= args.attention_max_len:
@@ -153,6 +173,7 @@ def part_table(args: argparse.Namespace) -> list[dict[str, Any]]:
                     "floor_s": t["floor"],
                     "op_over_floor": t["op"] / t["floor"],
                     "direct_s": t.get("direct"),
+                    "plain_s": t.get("plain"),
                     "mixer_s": t.get("mixer"),
                     "attention_s": t.get("attention"),
                     "auto": resolve_backend("auto", L),
@@ -163,31 +184,22 @@ def part_table(args: argparse.Namespace) -> list[dict[str, Any]]:
 
 
 def print_table(rows: list[dict[str, Any]]) -> None:
-    header = [
-        "mode", "L", "N", "op ms", "floor ms", "op/floor", "direct ms", "direct/op",
-        "mixer ms", "attn ms", "attn/mixer", "auto",
-    ]  # fmt: skip
-    print(
-        format_table(
-            header,
-            [
-                [
-                    r["mode"],
-                    r["L"],
-                    r["N"],
-                    ms(r["op_s"]),
-                    ms(r["floor_s"]),
-                    ratio(r["op_s"], r["floor_s"]),
-                    ms(r["direct_s"]),
-                    ratio(r["direct_s"], r["op_s"]),
-                    ms(r["mixer_s"]),
-                    ms(r["attention_s"]),
-                    ratio(r["attention_s"], r["mixer_s"]),
-                    r["auto"],
-                ]  # fmt: skip
-                for r in rows
-            ],
-        )
+    _print_rows(
+        rows,
+        [
+            ("mode", lambda r: r["mode"]),
+            ("L", lambda r: r["L"]),
+            ("N", lambda r: r["N"]),
+            ("op ms", lambda r: ms(r["op_s"])),
+            ("floor ms", lambda r: ms(r["floor_s"])),
+            ("op/floor", lambda r: ratio(r["op_s"], r["floor_s"])),
+            ("plain/op", lambda r: ratio(r["plain_s"], r["op_s"])),
+            ("direct/op", lambda r: ratio(r["direct_s"], r["op_s"])),
+            ("mixer ms", lambda r: ms(r["mixer_s"])),
+            ("attn ms", lambda r: ms(r["attention_s"])),
+            ("attn/mixer", lambda r: ratio(r["attention_s"], r["mixer_s"])),
+            ("auto", lambda r: r["auto"]),
+        ],
     )
     by_len = {r["L"]: r["mixer_s"] for r in rows if r["mode"] == "circular" and r["mixer_s"]}
     for L in sorted(by_len):
@@ -222,6 +234,7 @@ def part_crossover(args: argparse.Namespace) -> list[dict[str, Any]]:
                     "mode": mode,
                     "L": L,
                     "direct_s": t.get("direct"),
+                    "plain_s": t.get("plain"),
                     "fft_s": t["fft"],
                     "auto": resolve_backend("auto", L),
                     "auto_s": t["auto"],
@@ -237,24 +250,18 @@ def part_crossover(args: argparse.Namespace) -> list[dict[str, Any]]:
 
 
 def print_crossover(rows: list[dict[str, Any]]) -> None:
-    header = ["mode", "L", "direct ms", "fft ms", "direct/fft", "auto", "auto ms", "auto/best"]
-    print(
-        format_table(
-            header,
-            [
-                [
-                    r["mode"],
-                    r["L"],
-                    ms(r["direct_s"]),
-                    ms(r["fft_s"]),
-                    ratio(r["direct_s"], r["fft_s"]),
-                    r["auto"],
-                    ms(r["auto_s"]),
-                    f"{r['auto_over_best']:.2f}",
-                ]  # fmt: skip
-                for r in rows
-            ],
-        )
+    _print_rows(
+        rows,
+        [
+            ("mode", lambda r: r["mode"]),
+            ("L", lambda r: r["L"]),
+            ("direct ms", lambda r: ms(r["direct_s"])),
+            ("fft ms", lambda r: ms(r["fft_s"])),
+            ("direct/fft", lambda r: ratio(r["direct_s"], r["fft_s"])),
+            ("auto", lambda r: r["auto"]),
+            ("auto ms", lambda r: ms(r["auto_s"])),
+            ("auto/best", lambda r: f"{r['auto_over_best']:.2f}"),
+        ],
     )
     for mode in dict.fromkeys(r["mode"] for r in rows):
         mine = [r for r in rows if r["mode"] == mode]
@@ -291,24 +298,16 @@ def part_memory(args: argparse.Namespace) -> list[dict[str, Any]]:
 
 
 def print_memory(rows: list[dict[str, Any]]) -> None:
-    header = ["mode", "L", "input MiB", "saved/input", "peak/input", "direct peak/input"]
-    print(
-        format_table(
-            header,
-            [
-                [
-                    r["mode"],
-                    r["L"],
-                    f"{r['input_bytes'] / 2**20:.1f}",
-                    f"{r['saved_over_input']:.2f}",
-                    f"{r['peak_over_input']:.2f}",
-                    None
-                    if r["direct_peak_over_input"] is None
-                    else f"{r['direct_peak_over_input']:.2f}",
-                ]  # fmt: skip
-                for r in rows
-            ],
-        )
+    _print_rows(
+        rows,
+        [
+            ("mode", lambda r: r["mode"]),
+            ("L", lambda r: r["L"]),
+            ("input MiB", lambda r: f"{r['input_bytes'] / 2**20:.1f}"),
+            ("saved/input", lambda r: f"{r['saved_over_input']:.2f}"),
+            ("peak/input", lambda r: f"{r['peak_over_input']:.2f}"),
+            ("direct peak/input", lambda r: ratio(r["direct_peak_over_input"], 1)),
+        ],
     )
 
 
@@ -337,31 +336,25 @@ def part_model(args: argparse.Namespace) -> list[dict[str, Any]]:
 
 
 def print_model(rows: list[dict[str, Any]]) -> None:
-    header = ["mixer", "layers", "d_model", "L", "batch", "params", "step ms", "tokens/s"]
-    print(
-        format_table(
-            header,
-            [
-                [
-                    r["mixer"],
-                    r["layers"],
-                    r["d_model"],
-                    r["L"],
-                    r["batch"],
-                    f"{r['params']:,}",
-                    ms(r["step_s"]),
-                    f"{r['tokens_per_s']:,.0f}",
-                ]  # fmt: skip
-                for r in rows
-            ],
-        )
+    _print_rows(
+        rows,
+        [
+            ("mixer", lambda r: r["mixer"]),
+            ("layers", lambda r: r["layers"]),
+            ("d_model", lambda r: r["d_model"]),
+            ("L", lambda r: r["L"]),
+            ("batch", lambda r: r["batch"]),
+            ("params", lambda r: f"{r['params']:,}"),
+            ("step ms", lambda r: ms(r["step_s"])),
+            ("tokens/s", lambda r: f"{r['tokens_per_s']:,.0f}"),
+        ],
     )
     speed = {r["mixer"]: r["tokens_per_s"] for r in rows}
     print(f"global_conv trains {speed['global_conv'] / speed['attention']:.2f}x the tokens/s")
 
 
-# ---------------------------------------------------------------------------------------------
-# command line
+def _print_rows(rows: list[dict[str, Any]], columns: list[tuple[str, Callable]]) -> None:
+    print(format_table([h for h, _ in columns], [[f(r) for _, f in columns] for r in rows]))
 
 
 def _saved_bytes(step: Callable[[], None]) -> int:
