@@ -109,6 +109,7 @@ COMMAND_MODULES: list[str] = [
     "globalconv.kernels.lengths",
     "globalconv.tasks.catalog",
     "globalconv.analysis.report",
+    "globalconv.analysis.bench_op",
 ]
 
 

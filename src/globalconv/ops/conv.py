@@ -11,7 +11,9 @@ n is a sequence's true length (``lengths[b]``, or L), outputs at t >= n are 0:
 
 Two backends compute the same function: ``direct`` is the literal O(L^2 D) depthwise ``conv1d``
 with a length-L kernel; ``fft`` is O(L D log L) with real FFTs (circular at size n, causal and
-full zero padded to a 5-smooth length so nothing wraps). ``auto`` picks by length.
+full zero padded to a 5-smooth length so nothing wraps). ``auto`` picks by length (the FFT
+path at every length on the CPUs measured; FlashFFTConv for causal bf16/fp16 CUDA calls when
+installed, see ``globalconv.ops.flash``).
 """
 
 from __future__ import annotations
@@ -23,13 +25,19 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from globalconv.ops import flash
+from globalconv.ops.fft import spectral_conv
+
 Mode = Literal["circular", "causal", "full"]
 Backend = Literal["auto", "direct", "fft"]
 MODES = ("circular", "causal", "full")
 BACKENDS = ("auto", "direct", "fft")
 
-# Below this length the direct convolution beats three FFTs on a CPU (see `globalconv bench op`).
-AUTO_DIRECT_MAX_LEN = 32
+# `auto` takes the direct path up to this length. Measured with `globalconv bench op --parts
+# crossover` (2-core CPU, B*D from 8 to 16384, 1 and 2 threads): the FFT path is as fast as the
+# direct one from L = 2 on (within noise up to L = 32 for causal, 2 threads) and 1.3-2x faster
+# at L = 8, 5-10x at L = 64, so `auto` is the FFT path at every length.
+AUTO_DIRECT_MAX_LEN = 0
 
 
 def global_conv(
@@ -50,6 +58,11 @@ def global_conv(
     B, L, D = x.shape
     if lengths is not None and bool((lengths == L).all()):
         lengths = None
+    if backend == "auto" and flash.usable(x, mode):  # CUDA, bf16/fp16, causal: FlashFFTConv
+        if lengths is not None:
+            x = x * _valid_mask(lengths, L, x.dtype)
+        y = flash.causal_conv(x, _taps_within(kernel, mode, kernel.shape[0], L))
+        return y if lengths is None else y * _valid_mask(lengths, L, y.dtype)
     backend = resolve_backend(backend, L)
 
     out_dtype = x.dtype
@@ -230,19 +243,16 @@ def _linear_direct(x: Tensor, kernel: Tensor, mode: str) -> Tensor:
 
 def _circular_fft(x: Tensor, kernel: Tensor, lengths: Tensor | None) -> Tensor:
     B, L, D = x.shape
-    if lengths is None:
-        # circular cross-correlation: Y = conj(K) * X at size L
-        X = torch.fft.rfft(x, n=L, dim=1)
-        Kf = torch.fft.rfft(kernel[:L], n=L, dim=0)
-        return torch.fft.irfft(X * Kf.conj(), n=L, dim=1)
+    if lengths is None:  # circular cross-correlation at size L: Y = conj(K) * X
+        return spectral_conv(x, kernel[:L], L, correlate=True, out_len=L)
     # Ragged lengths: each sequence wraps at its own n. With x zero beyond n and the kernel cut
     # to n taps, the linear correlation u[m] = sum_{s<n} k[s] x[m+s] gives
     # y[t] = u[t] + u[t-n]  (the second term is the wrapped part), for t < n.
     N = fast_fft_size(2 * L)
     taps = torch.arange(L, device=x.device)
-    k = kernel[:L].unsqueeze(0) * (taps[None, :] < lengths[:, None]).to(x.dtype)[..., None]
-    U = torch.fft.rfft(x, n=N, dim=1) * torch.fft.rfft(k, n=N, dim=1).conj()
-    u = torch.fft.irfft(U, n=N, dim=1)  # (B, N, D), u[m mod N]
+    T = min(kernel.shape[0], L)  # >= every n (checked)
+    k = kernel[:T].unsqueeze(0) * (taps[None, :T] < lengths[:, None]).to(x.dtype)[..., None]
+    u = spectral_conv(x, k, N, correlate=True, out_len=N)  # (B, N, D), u[m mod N]
     t = taps[None, :].expand(B, L)
     wrapped = (t - lengths[:, None]) % N
     index = lambda i: i[..., None].expand(B, L, D)  # noqa: E731
@@ -251,13 +261,15 @@ def _circular_fft(x: Tensor, kernel: Tensor, lengths: Tensor | None) -> Tensor:
 
 
 def _linear_fft(x: Tensor, kernel: Tensor, mode: str) -> Tensor:
-    B, L, D = x.shape
+    # Zero padded to N, an output t < L reads x at t - s (causal, s < taps) or t + s (full,
+    # |s| <= h): those reads wrap around onto x's zero tail, never onto x, once N >= L + taps - 1
+    # (causal) or N >= L + h (full), so the circular result is the linear one.
+    L = x.shape[1]
     taps = kernel.shape[0]
-    N = fast_fft_size(L + taps - 1)
-    X = torch.fft.rfft(x, n=N, dim=1)
-    if mode == "causal":  # linear convolution, outputs 0..L-1
-        return torch.fft.irfft(X * torch.fft.rfft(kernel, n=N, dim=0), n=N, dim=1)[:, :L]
-    # full: correlation with offsets -(h)..h, h = (taps-1)/2; rotate so offset 0 sits at index 0
+    if mode == "causal":  # linear convolution
+        return spectral_conv(x, kernel, fast_fft_size(L + taps - 1), correlate=False, out_len=L)
+    # full: correlation with offsets -h..h, h = (taps-1)/2; rotate so offset 0 sits at index 0
     half = (taps - 1) // 2
+    N = fast_fft_size(L + half)
     rotated = torch.roll(F.pad(kernel, (0, 0, 0, N - taps)), -half, dims=0)
-    return torch.fft.irfft(X * torch.fft.rfft(rotated, n=N, dim=0).conj(), n=N, dim=1)[:, :L]
+    return spectral_conv(x, rotated, N, correlate=True, out_len=L)

@@ -1,0 +1,125 @@
+"""What every ``globalconv bench ...`` command shares: the ``bench`` parser, side-by-side timing,
+live-memory tracking and table printing.
+
+Benchmarks are measurements, not tests: they print numbers and ratios, never assert on them.
+Candidates are timed *interleaved* (each round runs every candidate once, after warm-up) and
+summarised by medians, so a machine shared with other work slows them alike and the ratios
+between them stay meaningful.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+from torch.multiprocessing.reductions import StorageWeakRef
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_flatten
+
+BENCH_EPILOG = """examples:
+  globalconv bench op                                   # the operator at B=4, D=256
+  globalconv bench op --sizes 512,2048 --modes circular --repeats 3
+  globalconv bench op --parts model                     # training tokens/s, conv vs attention
+"""
+
+
+def subcommands(subparsers: argparse._SubParsersAction) -> argparse._SubParsersAction:
+    """The sub-commands of ``globalconv bench``, created by the first benchmark that asks, so
+    each benchmark module adds itself with ``subcommands(sub).add_parser(name, ...)``."""
+    bench = subparsers.choices.get("bench")
+    if bench is None:
+        bench = subparsers.add_parser(
+            "bench",
+            help="benchmarks: speed and memory measured side by side on this machine",
+            description="Benchmarks: speed and memory measured side by side on this machine.",
+            epilog=BENCH_EPILOG,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        bench.add_subparsers(dest="benchmark", required=True, metavar="BENCHMARK")
+    return next(a for a in bench._actions if isinstance(a, argparse._SubParsersAction))
+
+
+def synchronize(device: torch.device | str) -> None:
+    """Wait for queued GPU work, so wall-clock time covers it."""
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def time_interleaved(
+    candidates: dict[str, Callable[[], Any]],
+    *,
+    repeats: int,
+    warmup: int,
+    device: torch.device | str = "cpu",
+) -> dict[str, float]:
+    """Median seconds per call of each candidate, timed in interleaved rounds after warm-up."""
+    for _ in range(warmup):
+        for fn in candidates.values():
+            fn()
+    synchronize(device)
+    times: dict[str, list[float]] = {name: [] for name in candidates}
+    for _ in range(max(repeats, 1)):
+        for name, fn in candidates.items():
+            start = time.perf_counter()
+            fn()
+            synchronize(device)
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(ts) for name, ts in times.items()}
+
+
+class LiveTensorBytes(TorchDispatchMode):
+    """Peak bytes of tensor storage created while active: views, in-place results and tensors
+    that existed before count for nothing; a storage counts as freed once nothing references it
+    (noticed at the next operation)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.live: dict[StorageWeakRef, int] = {}
+        self.existing: set[StorageWeakRef] = set()
+        self.current = 0
+        self.peak = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        for t in tree_flatten((args, kwargs))[0]:
+            if isinstance(t, torch.Tensor):
+                ref = StorageWeakRef(t.untyped_storage())
+                if ref not in self.live:
+                    self.existing.add(ref)
+        out = func(*args, **(kwargs or {}))
+        for ref in [r for r in self.live if r.expired()]:
+            self.current -= self.live.pop(ref)
+        for t in tree_flatten(out)[0]:
+            if isinstance(t, torch.Tensor):
+                ref = StorageWeakRef(t.untyped_storage())
+                if ref not in self.live and ref not in self.existing:
+                    self.live[ref] = t.untyped_storage().nbytes()
+                    self.current += self.live[ref]
+        self.peak = max(self.peak, self.current)
+        return out
+
+
+def peak_bytes(fn: Callable[[], Any]) -> int:
+    """Peak bytes of the tensors ``fn`` creates while it runs (outputs it keeps included)."""
+    with LiveTensorBytes() as tracker:
+        fn()
+    return tracker.peak
+
+
+def format_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """Right-aligned columns; None prints as '-'."""
+    cells = [[("-" if c is None else str(c)) for c in row] for row in rows]
+    widths = [max(len(str(h)), *(len(r[i]) for r in cells)) for i, h in enumerate(header)]
+    line = lambda r: "  ".join(c.rjust(w) for c, w in zip(r, widths, strict=True))  # noqa: E731
+    return "\n".join([line(header), line(["-" * w for w in widths])] + [line(r) for r in cells])
+
+
+def ms(seconds: float | None) -> str | None:
+    return None if seconds is None else f"{1e3 * seconds:.2f}"
+
+
+def ratio(a: float | None, b: float | None) -> str | None:
+    return None if a is None or b is None or b == 0 else f"{a / b:.2f}"

@@ -1,0 +1,512 @@
+"""``globalconv bench op``: how fast the global convolution is on this machine, side by side with
+the FFT floor, attention and the literal direct convolution.
+
+Parts (``--parts``, comma separated):
+
+* ``table``: for each mode and length, forward+backward of ``global_conv`` (FFT path, input
+  (B, L, D) as users pass it) against the *FFT floor* -- one bare ``rfft`` + ``irfft`` pair over
+  the length axis of a contiguous (B, D, N) tensor, N the mode's transform length -- and the
+  direct path where feasible; for circular and causal also the plain composition it replaces
+  (rfft, multiply, irfft under autograd) and the ``global_conv`` mixer against the ``attention``
+  mixer (SDPA) at the same B, L, D. Last column: what ``backend="auto"`` picks.
+* ``crossover``: direct vs FFT vs auto over lengths 8..16384, and auto's time over the faster.
+* ``memory``: peak bytes of tensors created by forward+backward (output and gradients
+  included), and bytes saved for backward, in units of the input's size.
+* ``model``: training tokens/s of an n-layer Transformer with global_conv mixers against the
+  same model with attention (forward, loss, backward, AdamW step).
+
+Every number is a median of interleaved rounds after warm-up; ratios are taken within a row,
+so they hold up on a shared machine better than the absolute times.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+from collections.abc import Callable
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from globalconv.analysis import bench
+from globalconv.analysis.bench import format_table, ms, ratio
+
+PARTS = ("table", "crossover", "memory", "model")
+CROSSOVER_LENGTHS = [2**i for i in range(3, 15)]  # 8 .. 16384
+
+EXAMPLES = """examples:
+  globalconv bench op                                       # B=4, D=256, L=1024,4096,16384
+  globalconv bench op --sizes 2048 --modes circular --repeats 9
+  globalconv bench op --parts crossover --batch 8 --dim 128
+  globalconv bench op --parts model --model-len 4096        # conv vs attention tokens/s
+  globalconv bench op --json bench-op.json                  # also write the numbers
+"""
+
+
+# ---------------------------------------------------------------------------------------------
+# what gets timed
+
+
+def _inputs(mode: str, B: int, L: int, D: int, device: str, seed: int = 0):
+    g = torch.Generator(device=device).manual_seed(seed)
+    rows = 2 * L - 1 if mode == "full" else L
+    x = torch.randn(B, L, D, device=device, generator=g, requires_grad=True)
+    kernel = (torch.randn(rows, D, device=device, generator=g) / rows**0.5).requires_grad_()
+    grad = torch.randn(B, L, D, device=device, generator=g)
+    return x, kernel, grad
+
+
+def op_step(mode: str, backend: str, B: int, L: int, D: int, device: str) -> Callable[[], None]:
+    """Forward+backward of ``global_conv`` on (B, L, D) input."""
+    from globalconv.ops import global_conv
+
+    x, kernel, grad = _inputs(mode, B, L, D, device)
+
+    def step() -> None:
+        x.grad = kernel.grad = None
+        global_conv(x, kernel, mode=mode, backend=backend).backward(grad)
+
+    return step
+
+
+def plain_step(mode: str, B: int, L: int, D: int, device: str) -> Callable[[], None]:
+    """Forward+backward of the plain composition the FFT backend replaces: rfft, multiply, irfft
+    under autograd, on the (B, L, D) layout (circular and causal)."""
+    from globalconv.ops import fft_size
+
+    x, kernel, grad = _inputs(mode, B, L, D, device)
+    n = fft_size(mode, L)
+
+    def step() -> None:
+        x.grad = kernel.grad = None
+        X = torch.fft.rfft(x, n=n, dim=1)
+        K = torch.fft.rfft(kernel, n=n, dim=0)
+        K = K.conj() if mode == "circular" else K
+        torch.fft.irfft(X * K, n=n, dim=1)[:, :L].backward(grad)
+
+    return step
+
+
+def floor_step(mode: str, B: int, L: int, D: int, device: str) -> Callable[[], None]:
+    """The FFT floor: one rfft + irfft pair over the last axis of a contiguous (B, D, N)."""
+    from globalconv.ops import fft_size
+
+    n = fft_size(mode, L)
+    signal = torch.randn(B, D, n, device=device)
+    return lambda: torch.fft.irfft(torch.fft.rfft(signal, dim=-1), n=n, dim=-1)
+
+
+def mixer_step(name: str, causal: bool, B: int, L: int, D: int, heads: int, device: str):
+    """Forward+backward of a registered mixer on (B, L, D) input."""
+    from globalconv import mixers
+
+    options = {"heads": heads} if name == "attention" else {}
+    torch.manual_seed(0)
+    mixer = mixers.build(name, d_model=D, max_len=L, causal=causal, **options).to(device)
+    x, _, grad = _inputs("causal", B, L, D, device)
+
+    def step() -> None:
+        x.grad = None
+        mixer.zero_grad(set_to_none=True)
+        mixer(x).backward(grad)
+
+    return step
+
+
+def model_step(mixer: str, B: int, L: int, D: int, layers: int, heads: int, device: str):
+    """One training step (forward, cross-entropy, backward, AdamW) of an encoder Transformer."""
+    from globalconv.config import ModelConfig
+    from globalconv.models import Transformer
+
+    options = {"heads": heads} if mixer == "attention" else {}
+    cfg = ModelConfig(mixer=mixer, mixer_options=options, d_model=D, n_layers=layers, dropout=0.0)
+    torch.manual_seed(0)
+    model = Transformer(cfg, max_len=L, num_outputs=10, vocab_size=256).to(device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    g = torch.Generator(device=device).manual_seed(1)
+    tokens = torch.randint(0, 256, (B, L), device=device, generator=g)
+    labels = torch.randint(0, 10, (B,), device=device, generator=g)
+
+    def step() -> None:
+        optimizer.zero_grad(set_to_none=True)
+        F.cross_entropy(model(tokens), labels).backward()
+        optimizer.step()
+
+    return step, model.num_params()
+
+
+# ---------------------------------------------------------------------------------------------
+# the parts
+
+
+def part_table(args: argparse.Namespace) -> list[dict[str, Any]]:
+    from globalconv.ops import fft_size, resolve_backend
+
+    B, D, dev = args.batch, args.dim, args.device
+    rows = []
+    for mode in args.modes:
+        for L in args.sizes:
+            candidates = {
+                "op": op_step(mode, "fft", B, L, D, dev),
+                "floor": floor_step(mode, B, L, D, dev),
+            }
+            if L <= args.direct_max_len:
+                candidates["direct"] = op_step(mode, "direct", B, L, D, dev)
+            if mode != "full":
+                candidates["plain"] = plain_step(mode, B, L, D, dev)
+                causal = mode == "causal"
+                candidates["mixer"] = mixer_step("global_conv", causal, B, L, D, args.heads, dev)
+                if L <= args.attention_max_len:
+                    candidates["attention"] = mixer_step(
+                        "attention", causal, B, L, D, args.heads, dev
+                    )
+            t = bench.time_interleaved(
+                candidates, repeats=args.repeats, warmup=args.warmup, device=dev
+            )
+            rows.append(
+                {
+                    "mode": mode,
+                    "L": L,
+                    "N": fft_size(mode, L),
+                    "op_s": t["op"],
+                    "floor_s": t["floor"],
+                    "op_over_floor": t["op"] / t["floor"],
+                    "direct_s": t.get("direct"),
+                    "plain_s": t.get("plain"),
+                    "mixer_s": t.get("mixer"),
+                    "attention_s": t.get("attention"),
+                    "auto": resolve_backend("auto", L),
+                }
+            )
+            _progress(args, f"table {mode} L={L}")
+    return rows
+
+
+def print_table(rows: list[dict[str, Any]]) -> None:
+    _print_rows(
+        rows,
+        [
+            ("mode", lambda r: r["mode"]),
+            ("L", lambda r: r["L"]),
+            ("N", lambda r: r["N"]),
+            ("op ms", lambda r: ms(r["op_s"])),
+            ("floor ms", lambda r: ms(r["floor_s"])),
+            ("op/floor", lambda r: ratio(r["op_s"], r["floor_s"])),
+            ("plain/op", lambda r: ratio(r["plain_s"], r["op_s"])),
+            ("direct/op", lambda r: ratio(r["direct_s"], r["op_s"])),
+            ("mixer ms", lambda r: ms(r["mixer_s"])),
+            ("attn ms", lambda r: ms(r["attention_s"])),
+            ("attn/mixer", lambda r: ratio(r["attention_s"], r["mixer_s"])),
+            ("auto", lambda r: r["auto"]),
+        ],
+    )
+    by_len = {r["L"]: r["mixer_s"] for r in rows if r["mode"] == "circular" and r["mixer_s"]}
+    for L in sorted(by_len):
+        if 4 * L in by_len:
+            print(
+                f"global_conv mixer, circular: time at L={4 * L} / time at L={L} = "
+                f"{by_len[4 * L] / by_len[L]:.2f} (L log L predicts "
+                f"{4 * (1 + 2 / max(1, L.bit_length() - 1)):.2f}, L^2 predicts 16)"
+            )
+
+
+def part_crossover(args: argparse.Namespace) -> list[dict[str, Any]]:
+    from globalconv.ops import resolve_backend
+
+    B, D, dev = args.batch, args.dim, args.device
+    rows = []
+    for mode in args.modes:
+        direct_alive, losing = True, 0
+        for L in args.crossover_lengths:
+            candidates = {
+                "fft": op_step(mode, "fft", B, L, D, dev),
+                "auto": op_step(mode, "auto", B, L, D, dev),
+            }
+            if direct_alive:
+                candidates["direct"] = op_step(mode, "direct", B, L, D, dev)
+            t = bench.time_interleaved(
+                candidates, repeats=args.repeats, warmup=args.warmup, device=dev
+            )
+            best = min(t["fft"], t.get("direct", float("inf")))
+            rows.append(
+                {
+                    "mode": mode,
+                    "L": L,
+                    "direct_s": t.get("direct"),
+                    "plain_s": t.get("plain"),
+                    "fft_s": t["fft"],
+                    "auto": resolve_backend("auto", L),
+                    "auto_s": t["auto"],
+                    "auto_over_best": t["auto"] / best,
+                }
+            )
+            # the direct path only loses more as L grows (L^2 vs L log L): stop timing it once
+            # it is 4x slower twice in a row
+            losing = losing + 1 if "direct" in t and t["direct"] > 4 * t["fft"] else 0
+            direct_alive = direct_alive and losing < 2
+            _progress(args, f"crossover {mode} L={L}")
+    return rows
+
+
+def print_crossover(rows: list[dict[str, Any]]) -> None:
+    _print_rows(
+        rows,
+        [
+            ("mode", lambda r: r["mode"]),
+            ("L", lambda r: r["L"]),
+            ("direct ms", lambda r: ms(r["direct_s"])),
+            ("fft ms", lambda r: ms(r["fft_s"])),
+            ("direct/fft", lambda r: ratio(r["direct_s"], r["fft_s"])),
+            ("auto", lambda r: r["auto"]),
+            ("auto ms", lambda r: ms(r["auto_s"])),
+            ("auto/best", lambda r: f"{r['auto_over_best']:.2f}"),
+        ],
+    )
+    for mode in dict.fromkeys(r["mode"] for r in rows):
+        mine = [r for r in rows if r["mode"] == mode]
+        faster = [r["L"] for r in mine if r["direct_s"] is not None and r["direct_s"] < r["fft_s"]]
+        worst = max(r["auto_over_best"] for r in mine)
+        print(
+            f"{mode}: direct faster at L = {faster or 'none'}; "
+            f"auto is at most {worst:.2f}x the faster path"
+        )
+
+
+def part_memory(args: argparse.Namespace) -> list[dict[str, Any]]:
+    B, D, dev = args.batch, args.dim, args.device
+    rows = []
+    for mode in args.modes:
+        for L in args.sizes:
+            input_bytes = B * L * D * 4
+            step = op_step(mode, "fft", B, L, D, dev)
+            saved = _saved_bytes(step)
+            row = {
+                "mode": mode,
+                "L": L,
+                "input_bytes": input_bytes,
+                "saved_over_input": saved / input_bytes,
+                "peak_over_input": bench.peak_bytes(step) / input_bytes,
+                "direct_peak_over_input": None,
+            }
+            if L <= args.direct_max_len:
+                direct = op_step(mode, "direct", B, L, D, dev)
+                row["direct_peak_over_input"] = bench.peak_bytes(direct) / input_bytes
+            rows.append(row)
+            _progress(args, f"memory {mode} L={L}")
+    return rows
+
+
+def print_memory(rows: list[dict[str, Any]]) -> None:
+    _print_rows(
+        rows,
+        [
+            ("mode", lambda r: r["mode"]),
+            ("L", lambda r: r["L"]),
+            ("input MiB", lambda r: f"{r['input_bytes'] / 2**20:.1f}"),
+            ("saved/input", lambda r: f"{r['saved_over_input']:.2f}"),
+            ("peak/input", lambda r: f"{r['peak_over_input']:.2f}"),
+            ("direct peak/input", lambda r: ratio(r["direct_peak_over_input"], 1)),
+        ],
+    )
+
+
+def part_model(args: argparse.Namespace) -> list[dict[str, Any]]:
+    B, L, D, dev = args.model_batch, args.model_len, args.dim, args.device
+    steps, params = {}, {}
+    for name in ("global_conv", "attention"):
+        steps[name], params[name] = model_step(name, B, L, D, args.model_layers, args.heads, dev)
+    t = bench.time_interleaved(
+        steps, repeats=args.model_steps, warmup=min(args.warmup, 1), device=dev
+    )
+    _progress(args, f"model L={L}")
+    return [
+        {
+            "mixer": name,
+            "L": L,
+            "batch": B,
+            "layers": args.model_layers,
+            "d_model": D,
+            "params": params[name],
+            "step_s": t[name],
+            "tokens_per_s": B * L / t[name],
+        }
+        for name in steps
+    ]
+
+
+def print_model(rows: list[dict[str, Any]]) -> None:
+    _print_rows(
+        rows,
+        [
+            ("mixer", lambda r: r["mixer"]),
+            ("layers", lambda r: r["layers"]),
+            ("d_model", lambda r: r["d_model"]),
+            ("L", lambda r: r["L"]),
+            ("batch", lambda r: r["batch"]),
+            ("params", lambda r: f"{r['params']:,}"),
+            ("step ms", lambda r: ms(r["step_s"])),
+            ("tokens/s", lambda r: f"{r['tokens_per_s']:,.0f}"),
+        ],
+    )
+    speed = {r["mixer"]: r["tokens_per_s"] for r in rows}
+    print(f"global_conv trains {speed['global_conv'] / speed['attention']:.2f}x the tokens/s")
+
+
+def _print_rows(rows: list[dict[str, Any]], columns: list[tuple[str, Callable]]) -> None:
+    print(format_table([h for h, _ in columns], [[f(r) for _, f in columns] for r in rows]))
+
+
+def _saved_bytes(step: Callable[[], None]) -> int:
+    """Bytes autograd keeps between forward and backward (distinct storages)."""
+    storages: dict[int, int] = {}
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        storages[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        step()
+    return sum(storages.values())
+
+
+def _progress(args: argparse.Namespace, what: str) -> None:
+    if not args.quiet:
+        print(f"  measured {what}", flush=True)
+
+
+def _int_list(text: str) -> list[int]:
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated integers, got {text!r}"
+        ) from None
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"expected positive integers, got {text!r}")
+    return values
+
+
+def _choice_list(choices: tuple[str, ...]):
+    def parse(text: str) -> list[str]:
+        values = [v.strip() for v in text.split(",") if v.strip()]
+        unknown = [v for v in values if v not in choices]
+        if not values or unknown:
+            raise argparse.ArgumentTypeError(
+                f"unknown {', '.join(unknown) or '(none given)'}; choose from {', '.join(choices)}"
+            )
+        return values
+
+    return parse
+
+
+def add_cli(subparsers: argparse._SubParsersAction) -> None:
+    from globalconv.ops import MODES
+
+    p = bench.subcommands(subparsers).add_parser(
+        "op",
+        help="the global convolution vs the FFT floor, attention and the direct path",
+        description=__doc__,
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "--parts",
+        type=_choice_list(PARTS),
+        default=["table", "crossover", "memory"],
+        help=f"what to measure, from {','.join(PARTS)} (default table,crossover,memory)",
+    )
+    p.add_argument(
+        "--sizes",
+        type=_int_list,
+        default=[1024, 4096, 16384],
+        help="sequence lengths L for table and memory (default 1024,4096,16384)",
+    )
+    p.add_argument(
+        "--modes",
+        type=_choice_list(MODES),
+        default=list(MODES),
+        help="operator modes (default circular,causal,full)",
+    )
+    p.add_argument("--batch", type=int, default=4, help="batch size B (default 4)")
+    p.add_argument("--dim", type=int, default=256, help="channels D = d_model (default 256)")
+    p.add_argument("--heads", type=int, default=4, help="attention heads (default 4)")
+    p.add_argument("--repeats", type=int, default=5, help="timed rounds, median kept (default 5)")
+    p.add_argument("--warmup", type=int, default=1, help="untimed rounds first (default 1)")
+    p.add_argument(
+        "--direct-max-len",
+        type=int,
+        default=4096,
+        help="time the O(L^2) direct path up to this L in table/memory (default 4096)",
+    )
+    p.add_argument(
+        "--attention-max-len",
+        type=int,
+        default=4096,
+        help="time the O(L^2) attention mixer up to this L (default 4096)",
+    )
+    p.add_argument(
+        "--crossover-lengths",
+        type=_int_list,
+        default=CROSSOVER_LENGTHS,
+        help="lengths for the crossover part (default 8,16,...,16384)",
+    )
+    p.add_argument("--model-len", type=int, default=4096, help="model part: L (default 4096)")
+    p.add_argument("--model-batch", type=int, default=2, help="model part: batch (default 2)")
+    p.add_argument("--model-layers", type=int, default=4, help="model part: layers (default 4)")
+    p.add_argument(
+        "--model-steps",
+        type=int,
+        default=3,
+        help="model part: timed training steps per model (default 3)",
+    )
+    p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--json", help="also write every measured row to this JSON file")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
+    p.set_defaults(func=run)  # fmt: skip
+
+
+def run(args: argparse.Namespace) -> int:
+    for name in ("batch", "dim", "heads", "repeats", "model_len", "model_batch", "model_layers",
+                 "model_steps"):  # fmt: skip
+        if getattr(args, name) < 1:
+            raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    if args.warmup < 0:
+        raise ValueError(f"--warmup must be >= 0, got {args.warmup}")
+    if args.dim % args.heads:
+        raise ValueError(f"--dim {args.dim} must be divisible by --heads {args.heads}")
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError("--device cuda asked for, but torch sees no CUDA device; use --device cpu")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    where = torch.cuda.get_device_name(device) if device.type == "cuda" else (
+        f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
+    )  # fmt: skip
+    print(
+        f"globalconv bench op: torch {torch.__version__} on {device.type} ({where}); "
+        f"B={args.batch} D={args.dim}; median of {args.repeats} interleaved rounds "
+        f"after {args.warmup} warm-up; forward+backward unless said otherwise"
+    )
+    results: dict[str, Any] = {"device": str(device), "where": where, "batch": args.batch,
+                               "dim": args.dim, "repeats": args.repeats}  # fmt: skip
+    parts = {
+        "table": (part_table, print_table, "operator (FFT path) vs FFT floor, direct, attention"),
+        "crossover": (part_crossover, print_crossover, "direct vs FFT vs auto"),
+        "memory": (part_memory, print_memory, "memory of forward+backward (FFT path)"),
+        "model": (part_model, print_model, "model-level training throughput"),
+    }
+    for name in PARTS:
+        if name in args.parts:
+            measure, show, title = parts[name]
+            rows = measure(args)
+            print(f"\n== {title}")
+            show(rows)
+            results[name] = rows
+    if args.json:
+        from globalconv.train import io
+
+        io.write_json(args.json, results)
+        print(f"\nwrote {args.json}")
+    return 0

@@ -1,0 +1,228 @@
+"""The FFT path's custom autograd function, the auto rule and the optional FlashFFTConv glue.
+
+tests/test_ops.py checks every path against the formulas; these check what the fast path adds:
+its gradients against the direct path and a plain torch.fft composition, the chunked batch
+loop, what it keeps for backward, and which path ``auto`` takes.
+"""
+
+import sys
+import types
+
+import pytest
+import torch
+
+from globalconv.analysis.bench import peak_bytes
+from globalconv.ops import conv, fft, flash, global_conv, resolve_backend
+
+MODES = ["circular", "causal", "full"]
+
+
+def make(B, L, D, mode, dtype=torch.float64, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(B, L, D, generator=g, dtype=dtype, requires_grad=True)
+    rows = 2 * L - 1 if mode == "full" else L
+    kernel = torch.randn(rows, D, generator=g, dtype=dtype, requires_grad=True)
+    grad = torch.randn(B, L, D, generator=g, dtype=dtype)
+    return x, kernel, grad
+
+
+def value_and_grads(x, kernel, grad, **kwargs):
+    x.grad = kernel.grad = None
+    y = global_conv(x, kernel, **kwargs)
+    y.backward(grad)
+    return y.detach(), x.grad.clone(), kernel.grad.clone()
+
+
+@pytest.fixture(params=[1 << 20, 1, "two_rows"], ids=["one_chunk", "row_chunks", "two_rows"])
+def chunking(request, monkeypatch):
+    """The batch in one chunk, one sequence per chunk, or two per chunk (last one short)."""
+    elements = request.param
+    if elements == "two_rows":
+        monkeypatch.setattr(fft, "_chunks", lambda x, n: [slice(b, b + 2) for b in range(0, 5, 2)])
+    else:
+        monkeypatch.setattr(fft, "CHUNK_ELEMENTS", elements)
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("ragged", [False, True])
+def test_fft_gradients_match_the_direct_path(mode, ragged, chunking):
+    x, kernel, grad = make(5, 23, 3, mode, seed=1)
+    lengths = torch.tensor([23, 1, 9, 22, 16]) if ragged else None
+    fast = value_and_grads(x, kernel, grad, mode=mode, lengths=lengths, backend="fft")
+    slow = value_and_grads(x, kernel, grad, mode=mode, lengths=lengths, backend="direct")
+    for a, b, what in zip(fast, slow, ["y", "grad_x", "grad_kernel"], strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-9, msg=what)
+
+
+def test_ragged_circular_needs_only_as_many_taps_as_the_longest_sequence():
+    x, kernel, grad = make(3, 12, 2, "circular", seed=7)
+    kernel = kernel.detach()[:7].requires_grad_()
+    lengths = torch.tensor([7, 2, 5])
+    fast = value_and_grads(x, kernel, grad, mode="circular", lengths=lengths, backend="fft")
+    slow = value_and_grads(x, kernel, grad, mode="circular", lengths=lengths, backend="direct")
+    for a, b in zip(fast, slow, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-9)
+
+
+def test_circular_gradients_match_a_plain_torch_fft_composition():
+    x, kernel, grad = make(3, 64, 4, "circular", seed=2)
+    fast = value_and_grads(x, kernel, grad, mode="circular", backend="fft")
+    x.grad = kernel.grad = None
+    X, K = torch.fft.rfft(x, dim=1), torch.fft.rfft(kernel, dim=0)
+    y = torch.fft.irfft(X * K.conj(), n=64, dim=1)
+    y.backward(grad)
+    for a, b in zip(fast, (y.detach(), x.grad, kernel.grad), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_low_precision_gradients_are_computed_in_float32(mode, dtype):
+    x, kernel, grad = make(2, 40, 3, mode, seed=3)
+    want = value_and_grads(x, kernel, grad, mode=mode, backend="direct")
+    xl = x.detach().to(dtype).requires_grad_()
+    kl = kernel.detach().to(dtype).requires_grad_()
+    got = value_and_grads(xl, kl, grad.to(dtype), mode=mode, backend="fft")
+    tol = dict(rtol=1e-4, atol=1e-3) if dtype == torch.float32 else dict(rtol=3e-2, atol=0.3)
+    for a, b in zip(got, want, strict=True):
+        assert a.dtype == dtype
+        torch.testing.assert_close(a.double(), b, **tol)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_one_sided_gradients_and_no_grad(mode):
+    x, kernel, grad = make(2, 17, 3, mode, seed=4)
+    _, want_x, want_k = value_and_grads(x, kernel, grad, mode=mode, backend="direct")
+    (only_x,) = torch.autograd.grad(
+        global_conv(x, kernel.detach(), mode=mode, backend="fft"), x, grad
+    )
+    (only_k,) = torch.autograd.grad(
+        global_conv(x.detach(), kernel, mode=mode, backend="fft"), kernel, grad
+    )
+    torch.testing.assert_close(only_x, want_x)
+    torch.testing.assert_close(only_k, want_k)
+    with torch.no_grad():
+        y = global_conv(x, kernel, mode=mode, backend="fft")
+    torch.testing.assert_close(y, global_conv(x, kernel, mode=mode, backend="direct"))
+
+
+def test_backward_twice_with_retain_graph_gives_the_same_gradients():
+    x, kernel, grad = make(2, 30, 3, "circular", seed=5)
+    y = global_conv(x, kernel, mode="circular", backend="fft")
+    first = torch.autograd.grad(y, (x, kernel), grad, retain_graph=True)
+    second = torch.autograd.grad(y, (x, kernel), grad)
+    for a, b in zip(first, second, strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("mode, spectra", [("circular", 1), ("causal", 2), ("full", 2)])
+def test_backward_keeps_the_input_spectrum_and_the_kernel_spectrum_only(mode, spectra):
+    B, L, D = 4, 96, 8
+    x, kernel, _ = make(B, L, D, mode, dtype=torch.float32)
+    saved = []
+    pack = lambda t: saved.append(t.untyped_storage().nbytes()) or t  # noqa: E731
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        global_conv(x, kernel, mode=mode, backend="fft")
+    input_bytes = B * L * D * 4
+    # the input's spectrum (about `spectra` x the input: N ~ 2L when padded) and the kernel's
+    bound = spectra * input_bytes * (1 + 4 / L) * (1 + 1 / B)
+    assert sum(saved) <= bound, f"saved {sum(saved) / input_bytes:.2f}x the input"
+
+
+@pytest.mark.parametrize("mode, bound", [("circular", 7), ("causal", 11), ("full", 11)])
+@pytest.mark.parametrize("L", [128, 512])
+def test_peak_memory_is_a_constant_times_the_input(mode, bound, L):
+    """Output, both gradients, the saved spectra and the temporaries of one chunk: a constant
+    times the input whatever L (the spectra of padded modes are twice as long)."""
+    B, D = 4, 16
+    x, kernel, grad = make(B, L, D, mode, dtype=torch.float32)
+    peak = peak_bytes(lambda: global_conv(x, kernel, mode=mode, backend="fft").backward(grad))
+    assert peak <= bound * B * L * D * 4, f"peak {peak / (B * L * D * 4):.2f}x the input"
+
+
+def test_live_tensor_bytes_tracks_allocations_and_frees():
+    def work():
+        a = torch.ones(1000)  # 4000 bytes
+        b = a * 2  # +4000
+        del a
+        c = b + 1  # a is gone by now: 8000 live
+        return c
+
+    assert peak_bytes(work) == 8000
+
+
+@pytest.mark.parametrize("direct_max_len", [0, 5])
+def test_auto_dispatches_by_the_crossover_length(monkeypatch, direct_max_len):
+    monkeypatch.setattr(conv, "AUTO_DIRECT_MAX_LEN", direct_max_len)
+    for L in (1, 5, 6, 40):
+        want = "direct" if L <= direct_max_len else "fft"
+        assert resolve_backend("auto", L) == want
+        x, kernel, _ = make(2, L, 3, "circular")
+        name = type(global_conv(x, kernel).grad_fn).__name__
+        assert (name == "_SpectralConvBackward") == (want == "fft"), (L, name)
+    assert resolve_backend("direct", 10**5) == "direct" and resolve_backend("fft", 2) == "fft"
+
+
+# ---------------------------------------------------------------------------------------------
+# FlashFFTConv glue, checked on CPU against a stand-in with the package's documented semantics
+
+
+class FakeFlashFFTConv(torch.nn.Module):
+    """y = irfft(rfft(u, n) * rfft(k, n))[..., :L] for u (B, D, L) bf16/fp16, k (D, L) float32."""
+
+    calls = 0
+
+    def __init__(self, seqlen, dtype=torch.float16):
+        super().__init__()
+        self.n = seqlen
+
+    def forward(self, u, k):
+        assert u.is_contiguous() and k.dtype == torch.float32 and k.shape == u.shape[1:]
+        FakeFlashFFTConv.calls += 1
+        L = u.shape[-1]
+        U, K = torch.fft.rfft(u.float(), n=self.n), torch.fft.rfft(k, n=self.n)
+        return torch.fft.irfft(U * K, n=self.n)[..., :L].to(u.dtype)
+
+
+@pytest.fixture
+def fake_flash(monkeypatch):
+    monkeypatch.setitem(
+        sys.modules, "flashfftconv", types.SimpleNamespace(FlashFFTConv=FakeFlashFFTConv)
+    )
+    monkeypatch.setattr(flash, "DEVICE_TYPES", ("cpu",))
+    monkeypatch.setattr(flash, "_CONVS", {})
+    flash._importable.cache_clear()
+    FakeFlashFFTConv.calls = 0
+    yield
+    flash._importable.cache_clear()
+
+
+def test_auto_runs_causal_bf16_through_flashfftconv_when_available(fake_flash):
+    x, kernel, _ = make(2, 64, 4, "causal", seed=6)
+    lengths = torch.tensor([64, 30])
+    want = global_conv(x, kernel[:10], mode="causal", lengths=lengths, backend="direct")
+    got = global_conv(x.bfloat16(), kernel[:10].bfloat16(), mode="causal", lengths=lengths)
+    assert FakeFlashFFTConv.calls == 1 and got.dtype == torch.bfloat16
+    torch.testing.assert_close(got.double(), want, rtol=3e-2, atol=0.3)
+    assert (got[1, 30:] == 0).all()
+    # explicit fft, float32 input, other modes and odd lengths stay on torch.fft
+    global_conv(x.bfloat16(), kernel.bfloat16(), mode="causal", backend="fft")
+    global_conv(x.float(), kernel.float(), mode="causal")
+    global_conv(x.bfloat16(), kernel.bfloat16(), mode="circular")
+    global_conv(x[:, :63].bfloat16(), kernel.bfloat16(), mode="causal")
+    assert FakeFlashFFTConv.calls == 1
+
+
+def test_cpu_calls_never_look_for_flashfftconv(monkeypatch):
+    def boom():
+        raise AssertionError("flashfftconv was looked up for a CPU call")
+
+    monkeypatch.setattr(flash, "_importable", boom)
+    x, kernel, _ = make(2, 64, 4, "causal")
+    global_conv(x.bfloat16(), kernel.bfloat16(), mode="causal")
+    assert flash.fft_size(64) == 256 and flash.fft_size(300) == 1024
+
+
+def test_live_tensor_bytes_ignores_tensors_that_existed_before():
+    outside = torch.ones(1000)
+    assert peak_bytes(lambda: outside[:10] + 1) == 40
