@@ -110,6 +110,7 @@ COMMAND_MODULES: list[str] = [
     "globalconv.tasks.catalog",
     "globalconv.analysis.report",
     "globalconv.analysis.bench_op",
+    "globalconv.analysis.bench_mixers",
 ]
 
 

@@ -54,6 +54,25 @@ def test_report_builds_with_valid_pngs_and_self_contained_html(runs_dir, tmp_pat
     assert "The answer, point by point" in md and "Zoology" in md and "54.39" in md
 
 
+def test_benchmark_results_become_plots_and_a_table(runs_dir, tmp_path):
+    bench = runs_dir / "bench.json"
+    records = [
+        {"name": n, "pass": "forward+backward", "L": L, "median_ms": t * L, "peak_mb": 1.0}
+        for n, t in [("attention", 0.5), ("global_conv", 0.1)]
+        for L in (64, 128, 256)
+    ]
+    records.append({"name": "attention", "L": 512, "stopped": "too slow"})
+    bench.write_text(json.dumps({"device": "test CPU", "records": records}))
+    try:
+        out = report.build_report(runs_dir, tmp_path / "r", width=32)
+    finally:
+        bench.unlink()
+    md = (out / "report.md").read_text()
+    assert (out / "median_ms.png").is_file() and (out / "peak_mb.png").is_file()
+    assert "| `global_conv` | 6.4 (5.0×) | 12.8 (5.0×) | 25.6 (5.0×) | 1.00 |" in md
+    assert "`attention` stopped at L=512: too slow" in md and "test CPU" in md
+
+
 def test_tables_come_from_the_runs(runs_dir, tmp_path):
     out = report.build_report(runs_dir, tmp_path / "before", width=32)
     assert "12.34 ±" not in (out / "report.md").read_text()

@@ -57,6 +57,18 @@ def time_interleaved(
     device: torch.device | str = "cpu",
 ) -> dict[str, float]:
     """Median seconds per call of each candidate, timed in interleaved rounds after warm-up."""
+    rounds = time_rounds(candidates, repeats=repeats, warmup=warmup, device=device)
+    return {name: statistics.median(ts) for name, ts in rounds.items()}
+
+
+def time_rounds(
+    candidates: dict[str, Callable[[], Any]],
+    *,
+    repeats: int,
+    warmup: int,
+    device: torch.device | str = "cpu",
+) -> dict[str, list[float]]:
+    """Seconds of every timed call of each candidate, in interleaved rounds after warm-up."""
     for _ in range(warmup):
         for fn in candidates.values():
             fn()
@@ -68,7 +80,7 @@ def time_interleaved(
             fn()
             synchronize(device)
             times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(ts) for name, ts in times.items()}
+    return times
 
 
 class LiveTensorBytes(TorchDispatchMode):

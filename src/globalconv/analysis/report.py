@@ -153,7 +153,15 @@ def build_report(root: Path, out: Path, *, width: int = 256) -> Path:
         doc.add(*[Image(p, f"Training loss on {task}.") for task, p in curves])
     doc.add(Heading("Cost"), *cost_section(runs, out, width))
     benches = sorted(root.rglob("bench*.json"))
-    doc.add(Heading("Speed and memory"), *speed_section(benches, out))
+    doc.add(
+        Heading("Speed and memory"),
+        Paragraph(
+            "Milliseconds per forward+backward call (median of interleaved rounds); in brackets, "
+            "attention's time divided by the mixer's at the same length, measured side by side; "
+            "slope: the fitted exponent of time versus length over the longest 4× of lengths."
+        ),
+        *speed_section(benches, out),
+    )
     pictures = mixing_section(runs, out)
     if pictures:
         doc.add(Heading("What the mixers learned"), *pictures)
@@ -429,7 +437,41 @@ def speed_section(bench_files: list[Path], out: Path) -> list:
         plt.close(fig)
         devices = ", ".join(sorted({str(r["device"]) for r in records}))
         blocks.append(Image(path, f"{label} versus length, measured on {devices}."))
+    blocks.append(speed_table(records))
+    stopped = [
+        f"`{r['name']}` stopped at L={r['L']}: {r['stopped']}" for r in records if "stopped" in r
+    ]
+    if stopped:
+        blocks.append(Bullets(stopped))
     return blocks
+
+
+def speed_table(records: list[dict[str, Any]]) -> Table:
+    """Forward+backward ms per length, with attention's time over each mixer's beside it,
+    and the fitted log-log slope over the longest 4x of lengths."""
+    from globalconv.analysis.bench_mixers import fit_slope
+
+    timed = [r for r in records if r.get("median_ms") is not None]
+    kind = "forward+backward" if any(r.get("pass") == "forward+backward" for r in timed) else None
+    timed = [r for r in timed if r.get("pass") == kind]
+    lengths = sorted({r["L"] for r in timed})
+    ref = {r["L"]: r["median_ms"] for r in timed if r["name"] == REFERENCE}
+    rows = []
+    for name in dict.fromkeys(r["name"] for r in timed):
+        at = {r["L"]: r["median_ms"] for r in timed if r["name"] == name}
+        cells = []
+        for L in lengths:
+            if L not in at:
+                cells.append("-")
+            elif L in ref and name != REFERENCE:
+                cells.append(f"{at[L]:.3g} ({ref[L] / at[L]:.1f}×)")
+            else:
+                cells.append(f"{at[L]:.3g}")
+        top = max(at)
+        slope = fit_slope([(L, t) for L, t in sorted(at.items()) if L >= top / 4])
+        rows.append([f"`{name}`", *cells, "-" if slope is None else f"{slope:.2f}"])
+    header = ["mixer", *[f"L={L}" for L in lengths], "slope"]
+    return Table(header, rows)
 
 
 def mixing_section(runs: list[Run], out: Path) -> list:
