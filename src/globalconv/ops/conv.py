@@ -34,9 +34,10 @@ MODES = ("circular", "causal", "full")
 BACKENDS = ("auto", "direct", "fft")
 
 # `auto` takes the direct path up to this length. Measured with `globalconv bench op --parts
-# crossover` (2-core CPU, B*D from 8 to 16384, 1 and 2 threads): the FFT path is as fast as the
-# direct one from L = 2 on (within noise up to L = 32 for causal, 2 threads) and 1.3-2x faster
-# at L = 8, 5-10x at L = 64, so `auto` is the FFT path at every length.
+# crossover` (2-core CPU, B*D from 8 to 4096, 1 and 2 threads): the FFT path was never
+# measurably slower than the direct one from L = 2 to 16384 (equal within noise below L = 32 for
+# causal on 2 threads) and 1.2-2x faster at L = 8, 2.4-4x at 64, 8-17x at 256; so 0: `auto` is
+# the FFT path at every length.
 AUTO_DIRECT_MAX_LEN = 0
 
 
