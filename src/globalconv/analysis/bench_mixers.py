@@ -191,7 +191,10 @@ def device_name(device: str) -> str:
         return torch.cuda.get_device_name(device)
     import platform
 
-    return f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+    threads = torch.get_num_threads()
+    return (
+        f"CPU ({platform.processor() or platform.machine()}, {threads} thread{'s' * (threads > 1)})"
+    )
 
 
 def _int_list(text: str) -> list[int]:
