@@ -135,3 +135,16 @@ def ms(seconds: float | None) -> str | None:
 
 def ratio(a: float | None, b: float | None) -> str | None:
     return None if a is None or b is None or b == 0 else f"{a / b:.2f}"
+
+
+def int_list(text: str) -> list[int]:
+    """Comma-separated positive integers (an argparse type)."""
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated integers, got {text!r}"
+        ) from None
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"expected positive integers, got {text!r}")
+    return values

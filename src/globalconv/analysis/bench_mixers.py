@@ -197,18 +197,6 @@ def device_name(device: str) -> str:
     )
 
 
-def _int_list(text: str) -> list[int]:
-    try:
-        values = [int(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected comma-separated integers, got {text!r}"
-        ) from None
-    if not values or min(values) < 1:
-        raise argparse.ArgumentTypeError(f"expected positive integers, got {text!r}")
-    return values
-
-
 def add_cli(subparsers: argparse._SubParsersAction) -> None:
     p = bench.subcommands(subparsers).add_parser(
         "mixers",
@@ -226,7 +214,7 @@ def add_cli(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--sizes",
-        type=_int_list,
+        type=bench.int_list,
         default=[2**k for k in range(6, 15)],
         help="lengths (default 64,128,...,16384)",
     )

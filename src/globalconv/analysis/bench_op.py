@@ -375,18 +375,6 @@ def _progress(args: argparse.Namespace, what: str) -> None:
         print(f"  measured {what}", flush=True)
 
 
-def _int_list(text: str) -> list[int]:
-    try:
-        values = [int(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected comma-separated integers, got {text!r}"
-        ) from None
-    if not values or min(values) < 1:
-        raise argparse.ArgumentTypeError(f"expected positive integers, got {text!r}")
-    return values
-
-
 def _choice_list(choices: tuple[str, ...]):
     def parse(text: str) -> list[str]:
         values = [v.strip() for v in text.split(",") if v.strip()]
@@ -418,7 +406,7 @@ def add_cli(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--sizes",
-        type=_int_list,
+        type=bench.int_list,
         default=[1024, 4096, 16384],
         help="sequence lengths L for table and memory (default 1024,4096,16384)",
     )
@@ -447,7 +435,7 @@ def add_cli(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--crossover-lengths",
-        type=_int_list,
+        type=bench.int_list,
         default=CROSSOVER_LENGTHS,
         help="lengths for the crossover part (default 8,16,...,16384)",
     )
