@@ -85,6 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mixers", help="comma-separated mixers (default: the suite's)")
     p.add_argument("--tasks", help="comma-separated task labels of the suite (default: all)")
     p.add_argument("--seeds", help="comma-separated seeds (default: the suite's)")
+    p.add_argument("--depths", help="comma-separated numbers of layers (default: the suite's)")
     p.add_argument("--steps", type=int, help="training steps per run (overrides every task's)")
     p.add_argument("--jobs", type=int, default=1, help="runs trained in parallel (default 1)")
     p.add_argument("--dry-run", action="store_true", help="list the runs and exit")
@@ -215,16 +216,19 @@ def cmd_compare(args: argparse.Namespace) -> int:
         overrides.append(f"train.steps={args.steps}")
     if args.match:
         overrides.append(f"match.by={args.match}")
-    seeds = split(args.seeds)
     try:
-        seeds = [int(s) for s in seeds] if seeds else None
+        seeds = [int(s) for s in split(args.seeds) or []] or None
+        depths = [int(d) for d in split(args.depths) or []] or None
     except ValueError:
-        raise configuration.ConfigError(f"--seeds takes integers, got {args.seeds!r}") from None
+        raise configuration.ConfigError(
+            f"--seeds and --depths take integers, got {args.seeds!r} and {args.depths!r}"
+        ) from None
     runs = suite.plan(
         args.suite,
         mixer_names=split(args.mixers),
         task_labels=split(args.tasks),
         seeds=seeds,
+        depths=depths,
         overrides=overrides,
         base=configuration.load_file(args.config) if args.config else None,
     )

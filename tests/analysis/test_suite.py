@@ -28,6 +28,8 @@ def test_depth_suite_sweeps_layers_flop_matched():
     runs = suite.plan("depth", task_labels=["mqar"], mixer_names=["global_conv"])
     assert [cfg.model.n_layers for _, _, cfg in runs] == [1, 2, 4, 8, 12, 24]
     assert all(cfg.match.by == "flops" for _, _, cfg in runs)
+    chosen = suite.plan("depth", task_labels=["mqar"], mixer_names=["attention"], depths=[1, 3])
+    assert [cfg.model.n_layers for _, _, cfg in chosen] == [1, 3]
 
 
 @pytest.mark.parametrize(

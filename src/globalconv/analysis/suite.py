@@ -110,6 +110,7 @@ def plan(
     mixer_names: list[str] | None = None,
     task_labels: list[str] | None = None,
     seeds: list[int] | None = None,
+    depths: list[int] | None = None,
     overrides: list[str] | None = None,
     base: dict | None = None,
 ) -> list[tuple[str, dict, RunConfig]]:
@@ -133,7 +134,7 @@ def plan(
     runs = []
     for label in labels:
         for mixer in names:
-            for depth in suite.depths or [None]:
+            for depth in depths or suite.depths or [None]:
                 for seed in seeds or suite.seeds:
                     settings = {"task": label, "model.mixer": mixer, sweep.SEED_KEY: seed}
                     extra = [f"model.mixer={mixer}", f"train.seed={seed}"]
