@@ -57,6 +57,10 @@ class Dist:
 
     def close(self) -> None:
         if self.owns_group and dist.is_initialized():
+            # every process reaches the end before any tears the group down: gloo aborts a
+            # process whose peer destroys the group under it ("terminate called without an
+            # active exception")
+            dist.barrier()
             dist.destroy_process_group()
 
 
