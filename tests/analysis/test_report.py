@@ -85,7 +85,7 @@ def test_tables_come_from_the_runs(runs_dir, tmp_path):
             data["test_accuracy"] = 0.1234
             path.write_text(json.dumps(data))
         md = (report.build_report(runs_dir, tmp_path / "after", width=32) / "report.md").read_text()
-        assert "| mnist1d | `global_conv` | accuracy | 12.34 ± 0.00 (n=2) |" in md
+        assert "| mnist1d | `global_conv` | 1 | accuracy | 12.34 ± 0.00 (n=2) |" in md
     finally:
         summary_path.write_text(original)
 
@@ -98,3 +98,17 @@ def test_cli_report_and_errors(runs_dir, tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     assert cli.main(["report", str(tmp_path / "empty")]) == 2
     assert "no runs under" in capsys.readouterr().err
+
+
+def test_answer_compares_mixers_at_equal_depth():
+    from pathlib import Path
+
+    def run(mixer, layers, accuracy):
+        summary = {"task": "t", "mixer": mixer, "metric": "accuracy", "test_accuracy": accuracy}
+        return report.Run(Path(f"{mixer}-{layers}"), summary, {"model": {"n_layers": layers}}, [])
+
+    runs = [run("attention", 1, 0.3), run("attention", 2, 1.0)]
+    runs += [run("global_conv", 1, 0.3), run("global_conv", 2, 0.3)]
+    points = report.answer(runs, width=16)
+    assert any(p.startswith("t, 1 layer: `global_conv` matches attention") for p in points)
+    assert "t, 2 layers: `global_conv` falls short of attention by 70.00 points." in points

@@ -181,13 +181,14 @@ def _by(runs: list[Run], *keys: str) -> dict[tuple, list[Run]]:
 
 def results_table(runs: list[Run]) -> Table:
     rows = []
-    for (task, mixer), group in _by(runs, "task", "mixer").items():
+    for (task, mixer, layers), group in _by(runs, "task", "mixer", "layers").items():
         mean, std = mean_std([r.score for r in group])
         metric = group[0].summary.get("metric", "accuracy")
         rows.append(
             [
                 task,
                 f"`{mixer}`",
+                str(layers),
                 metric,
                 _fmt(mean, std, len(group), metric == "accuracy"),
                 f"{group[0].summary.get('params', 0):,}",
@@ -196,7 +197,17 @@ def results_table(runs: list[Run]) -> Table:
             ]
         )
     return Table(
-        ["task", "mixer", "metric", "test (mean ± std)", "params", "FLOPs/token", "train s"], rows
+        [
+            "task",
+            "mixer",
+            "layers",
+            "metric",
+            "test (mean ± std)",
+            "params",
+            "FLOPs/token",
+            "train s",
+        ],
+        rows,
     )
 
 
@@ -220,17 +231,23 @@ def depth_table(runs: list[Run]) -> Table | None:
 def answer(runs: list[Run], width: int) -> list[str]:
     """The seed's question answered from the runs: matches, failures, gating, cost."""
     points = []
+    # compared at equal depth: a suite that varies depth gets one comparison per depth
     scores = {
         k: mean_std([r.score for r in g]) + (len(g), g[0].higher_is_better)
-        for k, g in _by(runs, "task", "mixer").items()
+        for k, g in _by(runs, "task", "layers", "mixer").items()
     }
-    tasks = sorted({task for task, _ in scores})
-    for task in tasks:
-        if (task, REFERENCE) not in scores:
+    depths_of = defaultdict(set)
+    for task, layers, _ in scores:
+        depths_of[task].add(layers)
+    for task, layers in sorted({(t, d) for t, d, _ in scores}):
+        if (task, layers, REFERENCE) not in scores:
             continue
-        ref_mean, ref_std, _, higher = scores[(task, REFERENCE)]
-        for (t, mixer), (mean, std, _, _) in scores.items():
-            if t != task or mixer == REFERENCE:
+        where = (
+            task if len(depths_of[task]) == 1 else f"{task}, {layers} layer{'s' * (layers != 1)}"
+        )
+        ref_mean, ref_std, _, higher = scores[(task, layers, REFERENCE)]
+        for (t, d, mixer), (mean, std, _, _) in scores.items():
+            if (t, d) != (task, layers) or mixer == REFERENCE:
                 continue
             gap = (mean - ref_mean) if higher else (ref_mean - mean)  # > 0: better than attention
             noise = max(ref_std, std, 0.005 if higher else 0.01)
@@ -244,14 +261,16 @@ def answer(runs: list[Run], width: int) -> list[str]:
                 verdict = f"beats attention by {size:.2f} {unit}"
             else:
                 verdict = f"falls short of attention by {size:.2f} {unit}"
-            points.append(f"{task}: `{mixer}` {verdict}.")
-        plain, gated = scores.get((task, "global_conv")), scores.get((task, "gated_global_conv"))
+            points.append(f"{where}: `{mixer}` {verdict}.")
+        plain = scores.get((task, layers, "global_conv"))
+        gated = scores.get((task, layers, "gated_global_conv"))
         if plain and gated:
             lost = (ref_mean - plain[0]) if higher else (plain[0] - ref_mean)
             won = (gated[0] - plain[0]) if higher else (plain[0] - gated[0])
-            if lost > 0:
+            if lost > abs(noise):
+                share = max(100 * won / lost, 0.0)
                 points.append(
-                    f"{task}: gating (data-dependence) recovers {100 * won / lost:.0f}% of the gap "
+                    f"{where}: gating (data-dependence) recovers {share:.0f}% of the gap "
                     "between the plain global convolution and attention."
                 )
     if not points:
@@ -284,10 +303,11 @@ def plot_scores(runs: list[Run], path: Path) -> Path:
     groups = _by(runs, "task")
     fig, axes = plt.subplots(1, len(groups), figsize=(4 * len(groups), 3.4), squeeze=False)
     for ax, ((task,), group) in zip(axes[0], groups.items(), strict=True):
-        per_mixer = _by(group, "mixer")
-        names = [m for (m,) in per_mixer]
+        per_mixer = _by(group, "mixer", "layers")
+        several = len({layers for _, layers in per_mixer}) > 1  # label depths when they vary
+        names = [f"{m} ({d}L)" if several else m for (m, d) in per_mixer]
         stats = [mean_std([r.score for r in g]) for g in per_mixer.values()]
-        colors = ["#c44e52" if n == REFERENCE else "#4c72b0" for n in names]
+        colors = ["#c44e52" if m == REFERENCE else "#4c72b0" for (m, _) in per_mixer]
         ax.bar(
             range(len(names)),
             [m for m, _ in stats],
