@@ -157,9 +157,9 @@ def toy_task():
             return {"train": Split(train_x, train_x[:, 0]), "test": Split(test_x, test_x[:, 0])}
 
     FirstToken.Params = Params
-    base._REGISTRY["_first_token"] = FirstToken
+    base.register_task("_first_token")(FirstToken)
     yield "_first_token"
-    del base._REGISTRY["_first_token"]
+    base._REGISTRY.unregister("_first_token")
 
 
 def test_eval_at_another_length(tmp_path, toy_task):

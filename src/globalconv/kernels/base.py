@@ -43,8 +43,9 @@ from torch import Tensor, nn
 
 from globalconv import ops
 from globalconv.ops.conv import Backend, Mode
+from globalconv.registry import Registry
 
-_REGISTRY: dict[str, type[Kernel]] = {}
+_REGISTRY: Registry[type[Kernel]] = Registry("kernel")
 
 
 class Kernel(nn.Module):
@@ -148,28 +149,16 @@ class Kernel(nn.Module):
 # registry
 
 
-def register_kernel(name: str):
-    """Class decorator adding a Kernel subclass to the registry under ``name``."""
-
-    def decorate(cls: type[Kernel]) -> type[Kernel]:
-        if name in _REGISTRY:
-            raise ValueError(f"kernel {name!r} is registered twice")
-        cls.name = name
-        _REGISTRY[name] = cls
-        return cls
-
-    return decorate
+register_kernel = _REGISTRY.register  # class decorator: @register_kernel("name")
 
 
 def available() -> list[str]:
     """Names of the registered kernel parameterisations."""
-    return sorted(_REGISTRY)
+    return _REGISTRY.available()
 
 
 def get(name: str) -> type[Kernel]:
-    if name not in _REGISTRY:
-        raise ValueError(f"unknown kernel {name!r}; available: {', '.join(available())}")
-    return _REGISTRY[name]
+    return _REGISTRY.get(name)
 
 
 def options(name: str) -> dict[str, Any]:

@@ -21,7 +21,9 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
-_REGISTRY: dict[str, type[TokenMixer]] = {}
+from globalconv.registry import Registry
+
+_REGISTRY: Registry[type[TokenMixer]] = Registry("mixer")
 
 
 class TokenMixer(nn.Module):
@@ -67,28 +69,16 @@ class TokenMixer(nn.Module):
             )
 
 
-def register_mixer(name: str):
-    """Class decorator adding a TokenMixer subclass to the registry under ``name``."""
-
-    def decorate(cls: type[TokenMixer]) -> type[TokenMixer]:
-        if name in _REGISTRY:
-            raise ValueError(f"mixer {name!r} is registered twice")
-        cls.name = name
-        _REGISTRY[name] = cls
-        return cls
-
-    return decorate
+register_mixer = _REGISTRY.register  # class decorator: @register_mixer("name")
 
 
 def available() -> list[str]:
     """Names of the registered mixers."""
-    return sorted(_REGISTRY)
+    return _REGISTRY.available()
 
 
 def get(name: str) -> type[TokenMixer]:
-    if name not in _REGISTRY:
-        raise ValueError(f"unknown mixer {name!r}; available: {', '.join(available())}")
-    return _REGISTRY[name]
+    return _REGISTRY.get(name)
 
 
 def options(name: str) -> dict[str, Any]:

@@ -14,9 +14,11 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from torch import Tensor
 
+from globalconv.registry import Registry
+
 IGNORE_INDEX = -100  # targets with this value count neither in the loss nor in the metric
 
-_REGISTRY: dict[str, type[Task]] = {}
+_REGISTRY: Registry[type[Task]] = Registry("task")
 
 
 class TaskParams(BaseModel):
@@ -121,25 +123,16 @@ class Task:
         return torch.Generator().manual_seed(self.params.seed * 1_000_003 + offset)
 
 
-def register_task(name: str):
-    def decorate(cls: type[Task]) -> type[Task]:
-        if name in _REGISTRY:
-            raise ValueError(f"task {name!r} is registered twice")
-        cls.name = name
-        _REGISTRY[name] = cls
-        return cls
-
-    return decorate
+register_task = _REGISTRY.register  # class decorator: @register_task("name")
 
 
 def available() -> list[str]:
-    return sorted(_REGISTRY)
+    """Names of the registered tasks."""
+    return _REGISTRY.available()
 
 
 def get(name: str) -> type[Task]:
-    if name not in _REGISTRY:
-        raise ValueError(f"unknown task {name!r}; available: {', '.join(available())}")
-    return _REGISTRY[name]
+    return _REGISTRY.get(name)
 
 
 def build(name: str, params: dict[str, Any] | None = None) -> Task:
