@@ -105,3 +105,11 @@ def test_token_embeddings_have_unit_scale_like_the_positions():
     m = model("attention")
     x = m.embed_inputs(torch.arange(11)[None]) - m.pos_table[:11]
     assert 0.5 < x.std().item() < 2.0
+
+
+def test_encoder_decoder_embeddings_have_the_same_scale():
+    from globalconv.models.encoder_decoder import Embedding
+
+    emb = Embedding(ModelConfig(mixer="attention", d_model=16, dropout=0.0), 11, 20)
+    x = emb(torch.arange(11)[None]) - emb.pos_table[:11]
+    assert 0.5 < x.std().item() < 2.0

@@ -26,7 +26,13 @@ from torch import Tensor, nn
 
 from globalconv import mixers
 from globalconv.config import ModelConfig
-from globalconv.models.transformer import Block, CrossAttention, FeedForward, sinusoidal_positions
+from globalconv.models.transformer import (
+    Block,
+    CrossAttention,
+    FeedForward,
+    sinusoidal_positions,
+    token_embedding,
+)
 
 
 class Embedding(nn.Module):
@@ -36,7 +42,7 @@ class Embedding(nn.Module):
         super().__init__()
         D = cfg.d_model
         self.d_model, self.max_len = D, max_len
-        self.tokens = nn.Embedding(vocab_size, D)
+        self.tokens = token_embedding(vocab_size, D)
         self.positions = cfg.resolved_positions()
         if self.positions == "learned":
             self.pos_embed = nn.Parameter(torch.randn(max_len, D) * 0.02)

@@ -119,6 +119,17 @@ class Block(nn.Module):
         return self._sublayer(x, self.norms[-1], self.ffn)
 
 
+def token_embedding(vocab_size: int, d_model: int) -> nn.Embedding:
+    """Token table for ids scaled by sqrt(D) in the forward pass, as in the paper.
+
+    Initialised N(0, 1/D), so that the scaled embeddings have unit variance like the positions;
+    torch's N(0, 1) default would make them sqrt(D) times larger and drown the positions.
+    """
+    embedding = nn.Embedding(vocab_size, d_model)
+    nn.init.normal_(embedding.weight, std=d_model**-0.5)
+    return embedding
+
+
 def sinusoidal_positions(length: int, d_model: int) -> Tensor:
     """PE[t, 2i] = sin(t / 10000^(2i/D)), PE[t, 2i+1] = cos(...), as in the paper. (L, D)"""
     position = torch.arange(length, dtype=torch.float32)[:, None]
@@ -165,10 +176,7 @@ class Transformer(nn.Module):
         self.input_dim = input_dim
         D = cfg.d_model
         if vocab_size is not None:
-            self.embed: nn.Module = nn.Embedding(vocab_size, D)
-            # N(0, 1/D), so that the paper's sqrt(D) scaling gives unit-variance embeddings;
-            # torch's N(0, 1) default would make them sqrt(D) times larger than the positions
-            nn.init.normal_(self.embed.weight, std=D**-0.5)
+            self.embed: nn.Module = token_embedding(vocab_size, D)
         else:
             self.embed = nn.Linear(input_dim, D)
         self.positions = cfg.resolved_positions()
