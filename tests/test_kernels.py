@@ -68,6 +68,40 @@ def test_without_resampling_shorter_is_a_crop_and_longer_an_error(kind, mode):
             kernel(K + 1)
 
 
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("kind", ["explicit", "implicit"])
+@pytest.mark.parametrize("ragged", [False, True])
+def test_skip_on_the_offset_zero_tap_equals_adding_it_to_the_output(kind, mode, ragged):
+    """convolve(..., skip=w) folds w into the kernel; it must be conv + w * x (0 past the end)."""
+    kernel = build(kind, mode, resample=True)
+    torch.manual_seed(1)
+    B, L = 3, 20
+    x = torch.randn(B, L, D, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(D, dtype=torch.float64, requires_grad=True)
+    lengths = torch.tensor([20, 7, 13]) if ragged else None
+    keep = 1.0 if lengths is None else (torch.arange(L)[None, :] < lengths[:, None])[..., None]
+    grad = torch.randn(B, L, D, dtype=torch.float64)
+
+    def outputs(folded):
+        x.grad = w.grad = None
+        kernel.zero_grad()
+        if folded:
+            y = kernels.convolve(kernel, x, lengths=lengths, skip=w)
+        else:
+            y = kernels.convolve(kernel, x, lengths=lengths) + w * x * keep
+        y.backward(grad)
+        first = next(kernel.parameters()).grad.clone()
+        return y.detach(), x.grad.clone(), w.grad.clone(), first
+
+    for got, want in zip(outputs(True), outputs(False)):
+        torch.testing.assert_close(got, want)
+    k = torch.randn(rows(mode, 5), D)
+    centre = 4 if mode == "full" else 0
+    folded = kernels.with_identity(k, torch.ones(D), mode)
+    torch.testing.assert_close(folded[centre], k[centre] + 1)
+    torch.testing.assert_close(folded[centre + 1 :], k[centre + 1 :])
+
+
 def test_explicit_equals_frequency_in_circular_mode():
     """Same function class: H = rfft(W) and W = irfft(H) convert one into the other."""
     torch.manual_seed(1)

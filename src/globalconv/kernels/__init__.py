@@ -14,6 +14,7 @@ from globalconv.kernels.base import (
     get,
     options,
     register_kernel,
+    with_identity,
 )
 
 __all__ = [
@@ -24,4 +25,5 @@ __all__ = [
     "get",
     "options",
     "register_kernel",
+    "with_identity",
 ]

@@ -185,17 +185,29 @@ def build(name: str, *, d_model: int, max_len: int, mode: Mode = "circular", **o
 
 
 def convolve(
-    kernel: Kernel, x: Tensor, *, lengths: Tensor | None = None, backend: Backend = "auto"
+    kernel: Kernel,
+    x: Tensor,
+    *,
+    lengths: Tensor | None = None,
+    backend: Backend = "auto",
+    skip: Tensor | None = None,
 ) -> Tensor:
     """``global_conv(x, kernel(n), mode=kernel.mode)`` for x (B, L, D); returns (B, L, D).
 
     Each sequence is convolved with the kernel of its own true length n (``lengths[b]``, or L):
     one call with ``kernel(L)`` when the kernel does not depend on n (the operator then uses its
-    first n taps), else one call per distinct length.
+    first n taps), else one call per distinct length. ``skip`` (D,) adds ``skip[c] * x[t, c]``
+    (0 past each sequence's end) by adding it to the kernel's offset-0 tap: the same function as
+    adding it to the output, without two more passes over x and its gradient.
     """
     B, L, D = x.shape
+
+    def taps(n: int) -> Tensor:
+        k = kernel(n)
+        return k if skip is None else with_identity(k, skip, kernel.mode)
+
     if lengths is None or not kernel.length_dependent:
-        return ops.global_conv(x, kernel(L), mode=kernel.mode, lengths=lengths, backend=backend)
+        return ops.global_conv(x, taps(L), mode=kernel.mode, lengths=lengths, backend=backend)
     if not isinstance(lengths, Tensor) or lengths.shape != (B,) or lengths.is_floating_point():
         raise ValueError(f"lengths must be an integer tensor of shape ({B},)")
     lo, hi = int(lengths.min()), int(lengths.max())
@@ -204,8 +216,18 @@ def convolve(
     y = x.new_zeros(B, L, D)
     for n in lengths.unique().tolist():
         rows = (lengths == n).nonzero().squeeze(1)
-        y[rows, :n] = ops.global_conv(x[rows, :n], kernel(n), mode=kernel.mode, backend=backend)
+        y[rows, :n] = ops.global_conv(x[rows, :n], taps(n), mode=kernel.mode, backend=backend)
     return y
+
+
+def with_identity(k: Tensor, weight: Tensor, mode: str) -> Tensor:
+    """k (rows, D) with ``weight`` (D,) added to its offset-0 tap (row 0; the centre in ``full``).
+
+    ``global_conv(x, with_identity(k, w, mode), mode=mode) == global_conv(x, k, mode=mode) + w * x``
+    (zero past each sequence's end, like the operator's output).
+    """
+    centre = (k.shape[0] - 1) // 2 if mode == "full" else 0
+    return torch.cat([k[:centre], k[centre : centre + 1] + weight, k[centre + 1 :]])
 
 
 # ---------------------------------------------------------------------------------------------

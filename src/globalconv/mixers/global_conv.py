@@ -29,7 +29,7 @@ import torch
 from torch import Tensor, nn
 
 from globalconv import kernels, ops
-from globalconv.mixers.base import TokenMixer, register_mixer, valid_mask
+from globalconv.mixers.base import TokenMixer, register_mixer
 from globalconv.ops.conv import Backend
 
 
@@ -79,11 +79,10 @@ class GlobalConv(TokenMixer):
                 f"resample=True (the {self.kernel.name} kernel is then resampled: "
                 f"{self.kernel.resampling}), use kernel=implicit, or build with max_len >= {L}"
             )
-        y = kernels.convolve(self.kernel, x, lengths=lengths, backend=self.backend)
-        if self.skip is not None:
-            keep = valid_mask(lengths, L, x.device)
-            y = y + self.skip * (x if keep is None else x * keep)
-        return y
+        # the skip term rides on the kernel's offset-0 tap: one pass over x, not three
+        return kernels.convolve(
+            self.kernel, x, lengths=lengths, backend=self.backend, skip=self.skip
+        )
 
     def flops(self, L: int) -> int:
         skip = 2 * L * self.d_model if self.skip is not None else 0

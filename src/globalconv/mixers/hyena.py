@@ -106,8 +106,10 @@ class Hyena(TokenMixer):
         z, *gates = u.split(self.d_model, dim=-1)  # z^1 = v, then x^1 .. x^N
         h = self.kernels(L)
         for i, gate in enumerate(gates):
-            conv = ops.global_conv(z, h[i], mode=self.mode, lengths=lengths, backend=self.backend)
-            z = gate * (conv + self.beta[i] * z)
+            h_i = kernels.with_identity(h[i], self.beta[i], self.mode)  # + beta_i * z
+            z = gate * ops.global_conv(
+                z, h_i, mode=self.mode, lengths=lengths, backend=self.backend
+            )
         return mask(self.out(z))
 
     def state_size(self, L: int) -> int | None:
