@@ -15,10 +15,18 @@ TINY = [
 
 def test_every_part_runs_and_writes_its_numbers(tmp_path, capsys):
     out = tmp_path / "bench.json"
-    parts = ["--parts", "table,crossover,memory,model", "--json", str(out)]
+    parts = ["--parts", "table,breakdown,crossover,memory,model", "--json", str(out)]
     assert cli.main(TINY + parts) == 0
     text = capsys.readouterr().out
-    for column in ["op/floor", "plain/op", "attn/mixer", "auto/best", "peak/input", "tokens/s"]:
+    for column in [
+        "op/floor",
+        "layout/floor",
+        "plain/op",
+        "attn/mixer",
+        "auto/best",
+        "peak/input",
+        "tokens/s",
+    ]:
         assert column in text
     data = json.loads(out.read_text())
     table = {r["mode"]: r for r in data["table"]}
@@ -28,6 +36,10 @@ def test_every_part_runs_and_writes_its_numbers(tmp_path, capsys):
     assert [r["L"] for r in data["crossover"] if r["mode"] == "circular"] == [8, 16]
     assert all(r["peak_over_input"] > r["saved_over_input"] > 0 for r in data["memory"])
     assert {r["mixer"] for r in data["model"]} == {"global_conv", "attention"}
+    for row in data["breakdown"]:  # the profiler saw the transforms and the layout changes
+        shares = [row[f"{group}_share"] for group in ("transforms", "layout", "products", "other")]
+        assert row["transforms_share"] > 0 and row["layout_share"] > 0
+        assert sum(shares) == pytest.approx(1.0) and min(shares) >= 0
 
 
 def test_bad_input_exits_2(capsys):

@@ -93,7 +93,7 @@ def test_skip_on_the_offset_zero_tap_equals_adding_it_to_the_output(kind, mode, 
         first = next(kernel.parameters()).grad.clone()
         return y.detach(), x.grad.clone(), w.grad.clone(), first
 
-    for got, want in zip(outputs(True), outputs(False)):
+    for got, want in zip(outputs(True), outputs(False), strict=True):
         torch.testing.assert_close(got, want)
     k = torch.randn(rows(mode, 5), D)
     centre = 4 if mode == "full" else 0

@@ -9,6 +9,9 @@ Parts (``--parts``, comma separated):
   direct path where feasible; for circular and causal also the plain composition it replaces
   (rfft, multiply, irfft under autograd) and the ``global_conv`` mixer against the ``attention``
   mixer (SDPA) at the same B, L, D. Last column: what ``backend="auto"`` picks.
+* ``breakdown``: where the operator's time goes: the operator and the floor timed side by side,
+  and the operator's time split by ``torch.profiler`` into transforms, layout changes between
+  (B, L, D) and (B, D, N), spectral products, and the rest, each in units of the floor.
 * ``crossover``: direct vs FFT vs auto over lengths 8..16384, and auto's time over the faster.
 * ``memory``: peak bytes of tensors created by forward+backward (output and gradients
   included), and bytes saved for backward, in units of the input's size.
@@ -32,12 +35,13 @@ import torch.nn.functional as F
 from globalconv.analysis import bench
 from globalconv.analysis.bench import format_table, ms, ratio
 
-PARTS = ("table", "crossover", "memory", "model")
+PARTS = ("table", "breakdown", "crossover", "memory", "model")
 CROSSOVER_LENGTHS = [2**i for i in range(3, 15)]  # 8 .. 16384
 
 EXAMPLES = """examples:
   globalconv bench op                                       # B=4, D=256, L=1024,4096,16384
   globalconv bench op --sizes 2048 --modes circular --repeats 9
+  globalconv bench op --parts breakdown --modes circular     # transforms vs layout changes
   globalconv bench op --parts crossover --batch 8 --dim 128
   globalconv bench op --parts model --model-len 4096        # conv vs attention tokens/s
   globalconv bench op --json bench-op.json                  # also write the numbers
@@ -209,6 +213,81 @@ def print_table(rows: list[dict[str, Any]]) -> None:
                 f"{by_len[4 * L] / by_len[L]:.2f} (L log L predicts "
                 f"{4 * (1 + 2 / max(1, L.bit_length() - 1)):.2f}, L^2 predicts 16)"
             )
+
+
+# aten operators by what they do inside the FFT path
+SHARES = {
+    "transforms": ("aten::_fft_r2c", "aten::_fft_c2r", "aten::_fft_c2c"),
+    "layout": ("aten::copy_", "aten::zero_", "aten::fill_"),
+    "products": ("aten::mul", "aten::mul_", "aten::addcmul_", "aten::conj_physical",
+                 "aten::conj_physical_", "aten::sum", "aten::add_", "aten::cat"),
+}  # fmt: skip
+
+
+def part_breakdown(args: argparse.Namespace) -> list[dict[str, Any]]:
+    from globalconv.ops import fft_size
+
+    B, D, dev = args.batch, args.dim, args.device
+    rows = []
+    for mode in args.modes:
+        for L in args.sizes:
+            op = op_step(mode, "fft", B, L, D, dev)
+            candidates = {"op": op, "floor": floor_step(mode, B, L, D, dev)}
+            t = bench.time_interleaved(
+                candidates, repeats=args.repeats, warmup=args.warmup, device=dev
+            )
+            row = {"mode": mode, "L": L, "N": fft_size(mode, L), "op_s": t["op"]}
+            row["floor_s"] = t["floor"]
+            row |= {f"{k}_share": v for k, v in _shares(op, args.repeats, dev).items()}
+            rows.append(row)
+            _progress(args, f"breakdown {mode} L={L}")
+    return rows
+
+
+def _shares(step: Callable[[], None], rounds: int, device: str) -> dict[str, float]:
+    """Fractions of the operator's own time (torch.profiler, self time per aten operator) spent
+    in each group of ``SHARES``, and in everything else."""
+    from torch.profiler import ProfilerActivity, profile
+
+    cuda = torch.device(device).type == "cuda"
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+    with profile(activities=activities) as prof:
+        for _ in range(rounds):
+            step()
+    if cuda:
+        torch.cuda.synchronize()
+    spent = {
+        e.key: e.self_device_time_total if cuda else e.self_cpu_time_total
+        for e in prof.key_averages()
+    }
+    total = sum(spent.values()) or 1.0
+    shares = {g: sum(spent.get(k, 0.0) for k in keys) / total for g, keys in SHARES.items()}
+    shares["other"] = max(0.0, 1.0 - sum(shares.values()))
+    return shares
+
+
+def print_breakdown(rows: list[dict[str, Any]]) -> None:
+    def part(group: str):
+        return lambda r: f"{r[f'{group}_share'] * r['op_s'] / r['floor_s']:.2f}"
+
+    _print_rows(
+        rows,
+        [
+            ("mode", lambda r: r["mode"]),
+            ("L", lambda r: r["L"]),
+            ("N", lambda r: r["N"]),
+            ("op ms", lambda r: ms(r["op_s"])),
+            ("floor ms", lambda r: ms(r["floor_s"])),
+            ("op/floor", lambda r: ratio(r["op_s"], r["floor_s"])),
+        ]
+        + [(f"{group}/floor", part(group)) for group in (*SHARES, "other")],
+    )
+    print(
+        "the operator's time split by torch.profiler (self time per aten operator), in units of "
+        "the floor: transforms = rfft/irfft; layout = the copies between (B, L, D) and the "
+        "(B, D, N) transform layout, and zero padding; products = spectral products, "
+        "conjugates, the kernel gradient's batch sum"
+    )
 
 
 def part_crossover(args: argparse.Namespace) -> list[dict[str, Any]]:
@@ -481,6 +560,7 @@ def run(args: argparse.Namespace) -> int:
                                "dim": args.dim, "repeats": args.repeats}  # fmt: skip
     parts = {
         "table": (part_table, print_table, "operator (FFT path) vs FFT floor, direct, attention"),
+        "breakdown": (part_breakdown, print_breakdown, "where the operator's time goes"),
         "crossover": (part_crossover, print_crossover, "direct vs FFT vs auto"),
         "memory": (part_memory, print_memory, "memory of forward+backward (FFT path)"),
         "model": (part_model, print_model, "model-level training throughput"),
