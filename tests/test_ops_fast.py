@@ -54,6 +54,20 @@ def test_fft_gradients_match_the_direct_path(mode, ragged, chunking):
         torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-9, msg=what)
 
 
+@pytest.mark.parametrize("shape", [(2, 48, 80), (3, 80, 48), (2, 40, 70), (1, 16, 16)])
+@pytest.mark.parametrize("chunk", [2048, 1 << 20])
+def test_layout_copies_in_blocks_and_tiles_are_exact_transposes(shape, chunk, monkeypatch):
+    """Blocked (a sequence past CHUNK_ELEMENTS), tiled (sizes divisible by TILE) or plain, into
+    a padded view as the operator does: the copy is out[b, p, q] = src[b, q, p], nothing else."""
+    monkeypatch.setattr(fft, "CHUNK_ELEMENTS", chunk)
+    b, P, Q = shape
+    src = torch.randn(b, Q, P)
+    padded = torch.full((b, P, Q + 5), -1.0)
+    fft._copy_transposed(padded[..., :Q], src)
+    torch.testing.assert_close(padded[..., :Q], src.transpose(1, 2), rtol=0, atol=0)
+    assert (padded[..., Q:] == -1).all()
+
+
 def test_ragged_circular_needs_only_as_many_taps_as_the_longest_sequence():
     x, kernel, grad = make(3, 12, 2, "circular", seed=7)
     kernel = kernel.detach()[:7].requires_grad_()
