@@ -33,14 +33,27 @@ def value_and_grads(x, kernel, grad, **kwargs):
     return y.detach(), x.grad.clone(), kernel.grad.clone()
 
 
-@pytest.fixture(params=[1 << 20, 1, "two_rows"], ids=["one_chunk", "row_chunks", "two_rows"])
+def two_rows(x, n):
+    return [(slice(b, b + 2), slice(None)) for b in range(0, x.shape[0], 2)]
+
+
+def channel_pairs(x, n):
+    B, _, D = x.shape
+    return [(slice(b, b + 1), slice(c, c + 2)) for b in range(B) for c in range(0, D, 2)]
+
+
+@pytest.fixture(
+    params=[1 << 20, 1, two_rows, channel_pairs],
+    ids=["one_chunk", "channel_blocks", "two_rows", "channel_pairs"],
+)
 def chunking(request, monkeypatch):
-    """The batch in one chunk, one sequence per chunk, or two per chunk (last one short)."""
-    elements = request.param
-    if elements == "two_rows":
-        monkeypatch.setattr(fft, "_chunks", lambda x, n: [slice(b, b + 2) for b in range(0, 5, 2)])
+    """The batch in one chunk; one sequence per chunk in channel blocks of TILE (CHUNK_ELEMENTS
+    below one sequence); two sequences per chunk (last one short); or two channels per chunk
+    (the last one short)."""
+    if callable(request.param):
+        monkeypatch.setattr(fft, "_chunks", request.param)
     else:
-        monkeypatch.setattr(fft, "CHUNK_ELEMENTS", elements)
+        monkeypatch.setattr(fft, "CHUNK_ELEMENTS", request.param)
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -52,6 +65,18 @@ def test_fft_gradients_match_the_direct_path(mode, ragged, chunking):
     slow = value_and_grads(x, kernel, grad, mode=mode, lengths=lengths, backend="direct")
     for a, b, what in zip(fast, slow, ["y", "grad_x", "grad_kernel"], strict=True):
         torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-9, msg=what)
+
+
+@pytest.mark.parametrize("B, D, n_fft", [(5, 3, 8), (3, 40, 64), (2, 100, 200), (1, 16, 4096)])
+def test_chunks_cover_every_sequence_and_channel_once(B, D, n_fft, monkeypatch):
+    monkeypatch.setattr(fft, "CHUNK_ELEMENTS", 256)
+    monkeypatch.setattr(fft, "BLOCK_ELEMENTS", 1024)
+    seen = torch.zeros(B, D, dtype=torch.int64)
+    for rows, cols in fft._chunks(torch.empty(B, 1, D), n_fft):
+        seen[rows, cols] += 1
+        if D * n_fft > 256:  # one sequence per chunk, channel blocks a whole number of tiles
+            assert rows.stop - rows.start == 1 and (cols.stop - cols.start) % fft.TILE == 0
+    assert (seen == 1).all()
 
 
 @pytest.mark.parametrize("shape", [(2, 48, 80), (3, 80, 48), (2, 40, 70), (1, 16, 16)])
