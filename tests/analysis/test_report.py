@@ -73,6 +73,24 @@ def test_benchmark_results_become_plots_and_a_table(runs_dir, tmp_path):
     assert "`attention` stopped at L=512: too slow" in md and "test CPU" in md
 
 
+def test_operator_benchmark_becomes_floor_and_breakdown_tables(runs_dir, tmp_path):
+    """A `globalconv bench op --json` file alone: its floor ratios and its time split."""
+    bench = runs_dir / "bench-op.json"
+    row = {"mode": "circular", "L": 4096, "op_s": 0.03, "floor_s": 0.006}
+    table = [row | {"mixer_s": 0.032, "attention_s": 1.6}]
+    shares = {"transforms_share": 0.4, "layout_share": 0.4, "products_share": 0.1}
+    breakdown = [row | shares | {"other_share": 0.1}]
+    data = {"device": "cpu", "where": "test CPU", "batch": 4, "dim": 256}
+    bench.write_text(json.dumps(data | {"table": table, "breakdown": breakdown}))
+    try:
+        md = (report.build_report(runs_dir, tmp_path / "r", width=32) / "report.md").read_text()
+    finally:
+        bench.unlink()
+    assert "| circular | 4096 | 30 | 6 | 5.00 | 32 | 1.6e+03 | 50.00 |" in md
+    assert "| circular | 4096 | 5.00 | 2.00 | 2.00 | 0.50 | 0.50 |" in md
+    assert "test CPU" in md and "No benchmark results" not in md
+
+
 def test_tables_come_from_the_runs(runs_dir, tmp_path):
     out = report.build_report(runs_dir, tmp_path / "before", width=32)
     assert "12.34 ±" not in (out / "report.md").read_text()

@@ -480,8 +480,8 @@ def add_cli(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--parts",
         type=_choice_list(PARTS),
-        default=["table", "crossover", "memory"],
-        help=f"what to measure, from {','.join(PARTS)} (default table,crossover,memory)",
+        default=["table", "breakdown", "crossover", "memory"],
+        help=f"what to measure, from {','.join(PARTS)} (default: all but model)",
     )
     p.add_argument(
         "--sizes",

@@ -411,7 +411,7 @@ def cost_section(runs: list[Run], out: Path, width: int) -> list:
 
 def speed_section(bench_files: list[Path], out: Path) -> list:
     """Plots and tables from benchmark JSON files (``globalconv bench ... --json``)."""
-    records = []
+    records, operator_blocks = [], []
     for path in bench_files:
         try:
             data = json.loads(path.read_text())
@@ -419,8 +419,9 @@ def speed_section(bench_files: list[Path], out: Path) -> list:
             raise ValueError(f"{path} is not valid JSON ({err}); rerun the benchmark") from None
         for record in data.get("records", []):
             records.append({**record, "device": data.get("device", "?")})
+        operator_blocks += operator_section(data)
     if not records:
-        return [
+        return operator_blocks or [
             Paragraph(
                 "No benchmark results were found next to the runs. Run `globalconv bench mixers "
                 "--json RUNS_DIR/bench.json` to add measured speed and memory versus length."
@@ -463,6 +464,52 @@ def speed_section(bench_files: list[Path], out: Path) -> list:
     ]
     if stopped:
         blocks.append(Bullets(stopped))
+    return blocks + operator_blocks
+
+
+def operator_section(data: dict[str, Any]) -> list:
+    """The operator against the FFT floor and attention, and where its time goes, from a
+    ``globalconv bench op --json`` file (empty for other benchmarks)."""
+    table, breakdown = data.get("table", []), data.get("breakdown", [])
+    if not table and not breakdown:
+        return []
+    where = f"{data.get('device', '?')} ({data.get('where', '?')}), B={data.get('batch')}, "
+    where += f"D={data.get('dim')}"
+    blocks: list = [
+        Paragraph(
+            f"The operator itself (`globalconv bench op`, {where}): forward+backward of "
+            "`global_conv` on (B, L, D) input against the FFT floor, one bare rfft+irfft pair "
+            "over a contiguous (B, D, N) tensor, N the mode's transform length; and the "
+            "`global_conv` mixer against the `attention` mixer at the same size."
+        )
+    ]
+    ms = lambda seconds: "-" if seconds is None else f"{1e3 * seconds:.3g}"  # noqa: E731
+    over = lambda a, b: "-" if a is None or b is None else f"{a / b:.2f}"  # noqa: E731
+    if table:
+        header = ["mode", "L", "op ms", "floor ms", "op/floor", "mixer ms", "attention ms",
+                  "attention/mixer"]  # fmt: skip
+        rows = [
+            [r["mode"], str(r["L"]), ms(r["op_s"]), ms(r["floor_s"]), over(r["op_s"], r["floor_s"]),
+             ms(r.get("mixer_s")), ms(r.get("attention_s")),
+             over(r.get("attention_s"), r.get("mixer_s"))]
+            for r in table
+        ]  # fmt: skip
+        blocks.append(Table(header, rows))
+    if breakdown:
+        groups = ("transforms", "layout", "products", "other")
+        blocks.append(
+            Paragraph(
+                "Where the operator's time goes (torch.profiler self time per aten operator), in "
+                "units of the floor: transforms (rfft/irfft), layout changes between (B, L, D) "
+                "and (B, D, N), spectral products, and the rest."
+            )
+        )
+        rows = [
+            [r["mode"], str(r["L"]), over(r["op_s"], r["floor_s"])]
+            + [f"{r[f'{g}_share'] * r['op_s'] / r['floor_s']:.2f}" for g in groups]
+            for r in breakdown
+        ]
+        blocks.append(Table(["mode", "L", "op/floor", *groups], rows))
     return blocks
 
 

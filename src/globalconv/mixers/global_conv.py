@@ -18,7 +18,8 @@ sequence's length (see ``globalconv.kernels.base``). skip = 1 at initialisation 
 Parameters: the kernel's (explicit: max_len * D) + D. FLOPs for one sequence of length L: see
 ``globalconv.ops.flops`` (FFT path: three real FFTs and a complex product per channel; direct
 path: 2 L^2 D), plus the kernel's own cost (counted once per sequence, as the operator counts the
-kernel's FFT), plus 2 L D for the skip term.
+kernel's FFT), plus D for the skip term, which is added to the kernel's offset-0 tap (the same
+function as adding skip * x to the output, without the passes over x and its gradient).
 """
 
 from __future__ import annotations
@@ -85,6 +86,6 @@ class GlobalConv(TokenMixer):
         )
 
     def flops(self, L: int) -> int:
-        skip = 2 * L * self.d_model if self.skip is not None else 0
+        skip = self.d_model if self.skip is not None else 0  # added to the kernel, not to y
         conv = ops.flops(self.mode, L, self.d_model, self.backend)
         return conv + self.kernel.flops(L) + skip

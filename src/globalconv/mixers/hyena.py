@@ -25,7 +25,8 @@ and recurrent (distilled) inference.
 Parameters: (N+2)(D^2 + D) + (N+1) D (k_s + 1) + 2 N D + the kernel's (see its docstring;
 short kernel k_s). FLOPs for one sequence of length L: input and output projections
 2 L D^2 (N+2), short convolution 2 L (N+1) D k_s, the kernel's own ``flops(L)``, N long
-convolutions (``globalconv.ops.flops`` of the mode), gates and bias 3 N L D.
+convolutions (``globalconv.ops.flops`` of the mode), gates N L D, and the bias N D (beta is
+added to each long filter's offset-0 tap, the same function as adding beta * z to its output).
 """
 
 from __future__ import annotations
@@ -125,4 +126,4 @@ class Hyena(TokenMixer):
         projections = 2 * L * D * D * (N + 2)
         short = 2 * L * (N + 1) * D * self.short.kernel_size[0]
         long = N * ops.flops(self.mode, L, D, self.backend)
-        return projections + short + self.filter.flops(L) + long + 3 * N * L * D
+        return projections + short + self.filter.flops(L) + long + N * L * D + N * D
