@@ -100,6 +100,8 @@ def test_lengths_command_prints_a_table_and_writes_json(tmp_path, capsys):
         "8",
         "--layers",
         "1",
+        "--lr",
+        "1e-2",
         "--out",
         str(out),
     ]
@@ -109,6 +111,7 @@ def test_lengths_command_prints_a_table_and_writes_json(tmp_path, capsys):
     for label in ["explicit", "explicit, resampled", "implicit", "attention, learned"]:
         assert f"\n{label} " in text
     results = json.loads(out.read_text())
+    assert results["lr"] == 1e-2 and "(lr 0.01)" in text
     accuracy = results["accuracy"]
     assert accuracy["explicit"]["32"] == [None] and accuracy["attention, learned"]["32"] == [None]
     assert 0 <= accuracy["explicit, resampled"]["32"][0] <= 1
@@ -121,6 +124,8 @@ def test_lengths_command_rejects_bad_input(capsys):
     assert "unknown model(s) nope; available: explicit" in capsys.readouterr().err
     assert cli.main(["lengths", "--factors", "2,x"]) == 2
     assert "--factors must be comma-separated numbers" in capsys.readouterr().err
+    assert cli.main(["lengths", "--lr", "0"]) == 2
+    assert "--lr must be positive, got 0.0" in capsys.readouterr().err
 
 
 @pytest.mark.slow

@@ -228,6 +228,7 @@ def run(
         "lengths": lengths,
         "seeds": list(seeds),
         "steps": steps,
+        "lr": lr,
         "accuracy": {label: {str(n): v for n, v in s.items()} for label, s in rows.items()},
         "train_seconds": seconds,
         "params": params,
@@ -288,6 +289,7 @@ def add_cli(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--steps", type=int, default=600, help="training steps (default 600)")
     p.add_argument("--d-model", type=int, default=32, help="model width (default 32)")
     p.add_argument("--layers", type=int, default=2, help="blocks (default 2)")
+    p.add_argument("--lr", type=float, default=3e-3, help="peak learning rate (default 3e-3)")
     p.add_argument("--n-train", type=int, default=4000, help="training examples (default 4000)")
     p.add_argument("--n-test", type=int, default=500, help="test examples per length (default 500)")
     p.add_argument("--out", help="also write the results as JSON to this file")
@@ -316,6 +318,8 @@ def _cmd_lengths(args: argparse.Namespace) -> int:
     for name in ("train_len", "steps", "d_model", "layers", "n_train", "n_test"):
         if getattr(args, name) < 1:
             raise ValueError(f"--{name.replace('_', '-')} must be >= 1")
+    if not args.lr > 0:
+        raise ValueError(f"--lr must be positive, got {args.lr}")
     results = run(
         models=[m.strip() for m in args.models.split(",") if m.strip()],
         train_len=args.train_len,
@@ -326,10 +330,12 @@ def _cmd_lengths(args: argparse.Namespace) -> int:
         n_layers=args.layers,
         n_train=args.n_train,
         n_test=args.n_test,
+        lr=args.lr,
         progress=not args.quiet,
     )
     print(
-        f"motif majority, trained at length {results['train_len']} for {results['steps']} steps, "
+        f"motif majority, trained at length {results['train_len']} for {results['steps']} steps "
+        f"(lr {results['lr']:g}), "
         f"test accuracy (chance 0.5), seeds {results['seeds']}; n/a: the model cannot run there"
     )
     print(table(results))
