@@ -187,16 +187,22 @@ def part_table(args: argparse.Namespace) -> list[dict[str, Any]]:
     return rows
 
 
+# the columns every row of the operator against the floor starts with
+FLOOR_COLUMNS: list[tuple[str, Callable]] = [
+    ("mode", lambda r: r["mode"]),
+    ("L", lambda r: r["L"]),
+    ("N", lambda r: r["N"]),
+    ("op ms", lambda r: ms(r["op_s"])),
+    ("floor ms", lambda r: ms(r["floor_s"])),
+    ("op/floor", lambda r: ratio(r["op_s"], r["floor_s"])),
+]
+
+
 def print_table(rows: list[dict[str, Any]]) -> None:
     _print_rows(
         rows,
         [
-            ("mode", lambda r: r["mode"]),
-            ("L", lambda r: r["L"]),
-            ("N", lambda r: r["N"]),
-            ("op ms", lambda r: ms(r["op_s"])),
-            ("floor ms", lambda r: ms(r["floor_s"])),
-            ("op/floor", lambda r: ratio(r["op_s"], r["floor_s"])),
+            *FLOOR_COLUMNS,
             ("plain/op", lambda r: ratio(r["plain_s"], r["op_s"])),
             ("direct/op", lambda r: ratio(r["direct_s"], r["op_s"])),
             ("mixer ms", lambda r: ms(r["mixer_s"])),
@@ -272,15 +278,7 @@ def print_breakdown(rows: list[dict[str, Any]]) -> None:
 
     _print_rows(
         rows,
-        [
-            ("mode", lambda r: r["mode"]),
-            ("L", lambda r: r["L"]),
-            ("N", lambda r: r["N"]),
-            ("op ms", lambda r: ms(r["op_s"])),
-            ("floor ms", lambda r: ms(r["floor_s"])),
-            ("op/floor", lambda r: ratio(r["op_s"], r["floor_s"])),
-        ]
-        + [(f"{group}/floor", part(group)) for group in (*SHARES, "other")],
+        [*FLOOR_COLUMNS, *[(f"{group}/floor", part(group)) for group in (*SHARES, "other")]],
     )
     print(
         "the operator's time split by torch.profiler (self time per aten operator), in units of "
