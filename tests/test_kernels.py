@@ -100,6 +100,7 @@ def test_skip_on_the_offset_zero_tap_equals_adding_it_to_the_output(kind, mode, 
     folded = kernels.with_identity(k, torch.ones(D), mode)
     torch.testing.assert_close(folded[centre], k[centre] + 1)
     torch.testing.assert_close(folded[centre + 1 :], k[centre + 1 :])
+    torch.testing.assert_close(folded[:centre], k[:centre])
 
 
 def test_explicit_equals_frequency_in_circular_mode():

@@ -43,23 +43,26 @@ def channel_pairs(x, n):
 
 
 @pytest.fixture(
-    params=[1 << 20, 1, two_rows, channel_pairs],
+    params=[None, "blocks", two_rows, channel_pairs],
     ids=["one_chunk", "channel_blocks", "two_rows", "channel_pairs"],
 )
 def chunking(request, monkeypatch):
-    """The batch in one chunk; one sequence per chunk in channel blocks of TILE (CHUNK_ELEMENTS
-    below one sequence); two sequences per chunk (last one short); or two channels per chunk
-    (the last one short)."""
+    """The batch in one chunk; one sequence per chunk in channel blocks of TILE (both limits
+    below one sequence: D=40 gives blocks of 16, 16 and 8); two sequences per chunk (last one
+    short); or two channels per chunk."""
     if callable(request.param):
         monkeypatch.setattr(fft, "_chunks", request.param)
+    elif request.param == "blocks":
+        monkeypatch.setattr(fft, "CHUNK_ELEMENTS", 1)
+        monkeypatch.setattr(fft, "BLOCK_ELEMENTS", 1)
     else:
-        monkeypatch.setattr(fft, "CHUNK_ELEMENTS", request.param)
+        monkeypatch.setattr(fft, "CHUNK_ELEMENTS", 1 << 20)
 
 
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("ragged", [False, True])
 def test_fft_gradients_match_the_direct_path(mode, ragged, chunking):
-    x, kernel, grad = make(5, 23, 3, mode, seed=1)
+    x, kernel, grad = make(5, 23, 40, mode, seed=1)
     lengths = torch.tensor([23, 1, 9, 22, 16]) if ragged else None
     fast = value_and_grads(x, kernel, grad, mode=mode, lengths=lengths, backend="fft")
     slow = value_and_grads(x, kernel, grad, mode=mode, lengths=lengths, backend="direct")
@@ -72,11 +75,14 @@ def test_chunks_cover_every_sequence_and_channel_once(B, D, n_fft, monkeypatch):
     monkeypatch.setattr(fft, "CHUNK_ELEMENTS", 256)
     monkeypatch.setattr(fft, "BLOCK_ELEMENTS", 1024)
     seen = torch.zeros(B, D, dtype=torch.int64)
-    for rows, cols in fft._chunks(torch.empty(B, 1, D), n_fft):
+    chunks = fft._chunks(torch.empty(B, 1, D), n_fft)
+    for rows, cols in chunks:
         seen[rows, cols] += 1
-        if D * n_fft > 256:  # one sequence per chunk, channel blocks a whole number of tiles
-            assert rows.stop - rows.start == 1 and (cols.stop - cols.start) % fft.TILE == 0
     assert (seen == 1).all()
+    if D * n_fft > 256:  # one sequence per chunk, in channel blocks of whole tiles
+        assert all(rows.stop - rows.start == 1 for rows, _ in chunks)
+        inner = [cols.stop - cols.start for _, cols in chunks if cols.stop < D]
+        assert all(w % fft.TILE == 0 for w in inner) and len(chunks) == B * -(-D // fft.TILE)
 
 
 @pytest.mark.parametrize("shape", [(2, 48, 80), (3, 80, 48), (2, 40, 70), (1, 16, 16)])

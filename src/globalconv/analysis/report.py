@@ -473,8 +473,8 @@ def operator_section(data: dict[str, Any]) -> list:
     table, breakdown = data.get("table", []), data.get("breakdown", [])
     if not table and not breakdown:
         return []
-    where = f"{data.get('device', '?')} ({data.get('where', '?')}), B={data.get('batch')}, "
-    where += f"D={data.get('dim')}"
+    where = f"{data.get('device', '?')} ({data.get('where', '?')}), B={data.get('batch', '?')}, "
+    where += f"D={data.get('dim', '?')}"
     blocks: list = [
         Paragraph(
             f"The operator itself (`globalconv bench op`, {where}): forward+backward of "

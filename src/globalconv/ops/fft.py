@@ -126,7 +126,8 @@ class _SpectralConv(torch.autograd.Function):
         keep = ctx.needs_input_grad[1]  # the kernel gradient needs the input spectrum
         y = x.new_empty(B, out_len, D)
         spectra = []  # conj(X) per chunk: the kernel gradient's factor, conjugated once here
-        for rows, cols in _chunks(x, n_fft):
+        ctx.chunks = _chunks(x, n_fft)  # the backward pairs its chunks with these spectra
+        for rows, cols in ctx.chunks:
             X = _spectrum(x[rows, :, cols], n_fft)  # (b, d, F)
             m = M[rows, cols] if batched else M[:, cols]
             if keep:
@@ -150,7 +151,7 @@ class _SpectralConv(torch.autograd.Function):
         # sum_b conj(X_b) G_b, or one product per sequence when each has its own kernel
         if need_k:
             A = torch.zeros_like(K) if not batched else K.new_empty(B, *K.shape[1:])
-        for i, (rows, cols) in enumerate(_chunks(grad_y, n_fft)):
+        for i, (rows, cols) in enumerate(ctx.chunks):
             G = _spectrum(grad_y[rows, :, cols], n_fft)  # (b, d, F)
             if need_k and batched:
                 torch.mul(spectra[i], G, out=A[rows, cols])
