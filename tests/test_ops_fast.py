@@ -85,11 +85,14 @@ def test_chunks_cover_every_sequence_and_channel_once(B, D, n_fft, monkeypatch):
         assert all(w % fft.TILE == 0 for w in inner) and len(chunks) == B * -(-D // fft.TILE)
 
 
-@pytest.mark.parametrize("shape", [(2, 48, 80), (3, 80, 48), (2, 40, 70), (1, 16, 16)])
+@pytest.mark.parametrize(
+    "shape", [(2, 48, 80), (3, 80, 48), (2, 40, 70), (1, 16, 16), (2, 256, 48), (1, 272, 32)]
+)
 @pytest.mark.parametrize("chunk", [2048, 1 << 20])
 def test_layout_copies_in_blocks_and_tiles_are_exact_transposes(shape, chunk, monkeypatch):
-    """Blocked (a sequence past CHUNK_ELEMENTS), tiled (sizes divisible by TILE) or plain, into
-    a padded view as the operator does: the copy is out[b, p, q] = src[b, q, p], nothing else."""
+    """Blocked (a sequence past CHUNK_ELEMENTS), tiled (sizes divisible by TILE, source rows at
+    least TILED_FROM apart) or plain, into a padded view as the operator does: the copy is
+    out[b, p, q] = src[b, q, p], nothing else."""
     monkeypatch.setattr(fft, "CHUNK_ELEMENTS", chunk)
     b, P, Q = shape
     src = torch.randn(b, Q, P)
