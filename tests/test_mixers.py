@@ -138,8 +138,10 @@ def test_state_size_is_reported_for_causal_variants_only(name, causal):
     size = build(name, causal).state_size(16)
     if not causal:
         assert size is None
-    elif name != "global_conv":
+    else:
         assert isinstance(size, int) and size > 0
+    if causal and name in ("global_conv", "gated_global_conv"):
+        assert size == 16 * D  # every past input
 
 
 # One impossible configuration per mixer beyond unknown options: a refused direction (below)

@@ -38,9 +38,6 @@ class GatedGlobalConv(GlobalConv):
         gate = self.gate(x if keep is None else x * keep)  # 0 in the padding (the conv is too)
         return gate * super().forward(x, lengths)
 
-    def state_size(self, L: int) -> int | None:
-        return L * self.d_model if self.causal else None  # every past input meets its own tap
-
     def flops(self, L: int) -> int:
         D = self.d_model
         return super().flops(L) + 2 * L * D * D + L * D

@@ -85,6 +85,10 @@ class GlobalConv(TokenMixer):
             self.kernel, x, lengths=lengths, backend=self.backend, skip=self.skip
         )
 
+    def state_size(self, L: int) -> int | None:
+        # generating token L+1 needs every past input: each meets its own tap of the kernel
+        return L * self.d_model if self.causal else None
+
     def flops(self, L: int) -> int:
         skip = self.d_model if self.skip is not None else 0  # added to the kernel, not to y
         conv = ops.flops(self.mode, L, self.d_model, self.backend)
