@@ -15,10 +15,10 @@ slow layout, this does once and in the layout FFTs like:
   (about the input's size; conjugated once, for the kernel gradient) and the kernel spectrum,
   and nothing else;
 * the channel signals are (b, D, N), contiguous along the transform: the user's (B, L, D) is
-  transposed on the way in and back on the way out (through 16 x 16 tiles on CPU), and on CPU
-  the batch is cut into chunks of about ``CHUNK_ELEMENTS`` samples (a longer sequence into
-  channel blocks of about ``BLOCK_ELEMENTS``), so a chunk's signal, spectrum and product stay
-  in cache and its buffers are reused rather than freshly paged in;
+  transposed on the way in and back on the way out (long rows through 16 x 16 tiles on CPU),
+  and on CPU the batch is cut into chunks of about ``CHUNK_ELEMENTS`` samples (a longer
+  sequence into channel blocks of about ``BLOCK_ELEMENTS``), so a chunk's signal, spectrum and
+  product stay in cache and its buffers are reused rather than freshly paged in;
 * the batch sum of the kernel gradient is taken in the frequency domain, so the kernel costs
   one inverse transform, not B.
 
