@@ -12,6 +12,7 @@ ends with the same numbers as an uninterrupted one (same machine and thread coun
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import shutil
@@ -32,6 +33,7 @@ from globalconv import tasks
 from globalconv.config import RunConfig
 from globalconv.models import build_model
 from globalconv.tasks import IGNORE_INDEX, Split, TaskSpec
+from globalconv.tasks.common import carve_validation
 from globalconv.train import checkpoint, distributed, io, matching, records
 from globalconv.train.checkpoint import CheckpointError
 from globalconv.train.optim import (
@@ -144,15 +146,25 @@ class BatchOrder:
 
 
 @lru_cache(maxsize=2)
-def _task_data(name: str, params_json: str) -> tuple[tasks.Task, dict[str, Split]]:
+def _task_data(
+    name: str, params_json: str, valid_fraction: float
+) -> tuple[tasks.Task, dict[str, Split], str | None]:
     # Generating a task can take seconds; runs of one process (sweeps, tests) share it.
     task = tasks.build(name, json.loads(params_json))
-    return task, task.splits()
+    splits = task.splits()
+    if "valid" in splits:
+        return task, splits, "the task's own validation split"
+    if not valid_fraction:
+        return task, splits, None
+    carved = carve_validation(splits, valid_fraction, task.params.seed)
+    return task, carved, f"{valid_fraction:g} of the training examples (task.valid_fraction)"
 
 
-def task_data(cfg: RunConfig) -> tuple[tasks.Task, dict[str, Split]]:
-    """The configured task and its splits (cached per process; the tensors are not modified)."""
-    return _task_data(cfg.task.name, json.dumps(cfg.task.params, sort_keys=True))
+def task_data(cfg: RunConfig) -> tuple[tasks.Task, dict[str, Split], str | None]:
+    """The configured task, its splits (a validation split carved from training if asked) and
+    where the validation split came from (cached per process; the tensors are not modified)."""
+    params = json.dumps(cfg.task.params, sort_keys=True)
+    return _task_data(cfg.task.name, params, cfg.task.valid_fraction)
 
 
 class _StopOnSignal:
@@ -283,7 +295,7 @@ class _Run:
         self.run_dir: Path = run_dir
         self.progress = progress
         tc = cfg.train
-        self.task, self.splits = task_data(cfg)
+        self.task, self.splits, self.valid_source = task_data(cfg)
         self.spec: TaskSpec = self.task.spec
         spec = self.spec
         self.cfg, self.match = matching.match(cfg, spec)
@@ -577,7 +589,11 @@ class _Run:
             "device": self.device,
             "world_size": self.dist.world_size,
             "train_seconds": self.seconds,
+            "train_tokens": self.tokens,  # the budget in tokens seen (padding included)
             "train_tokens_per_s": self.tokens / max(self.seconds, 1e-9),
+            "splits": {name: len(split) for name, split in self.splits.items()},
+            "valid_source": self.valid_source,
+            "baseline": dataclasses.asdict(self.task.baseline(self.splits)),
             "final_train_loss": self.last_loss,
             "param_groups": describe_groups(self.optimizer),
             "match": self.match,
