@@ -249,6 +249,11 @@ def _sites(model: nn.Module) -> tuple[str, bool, list[_Site]]:
     )
 
 
+def is_causal(model: nn.Module) -> bool:
+    """Whether a supported model's self-attention is causal (its replacement then is too)."""
+    return _sites(model)[1]
+
+
 def _gpt2_site(block: nn.Module) -> _Site:
     attn = block.attn
     if isinstance(attn, MixerAttention):
