@@ -13,10 +13,21 @@ from torch import nn
 from globalconv.hf.replace import CONFIG_KEY, replace_attention
 
 
+def require_transformers():
+    """The ``transformers`` module, or an ImportError saying how to install it."""
+    try:
+        import transformers
+    except ImportError:
+        raise ImportError(
+            "globalconv.hf needs transformers: pip install 'globalconv[hf]'"
+        ) from None
+    return transformers
+
+
 def load_model(directory: str | Path, **from_pretrained_kwargs: Any) -> nn.Module:
     """A model saved with ``save_pretrained`` from a local directory, swapped or not (nothing is
     downloaded). The class is the config's first ``architectures`` entry."""
-    import transformers
+    transformers = require_transformers()
 
     directory = Path(directory)
     if not (directory / "config.json").is_file():
@@ -39,8 +50,9 @@ def load_model(directory: str | Path, **from_pretrained_kwargs: Any) -> nn.Modul
 
 def from_pretrained(directory: str | Path, model_class: type | None = None) -> nn.Module:
     """Rebuild a swapped model saved with ``save_pretrained`` and load its weights."""
-    import transformers
     from safetensors.torch import load_file
+
+    transformers = require_transformers()
 
     directory = Path(directory)
     config = transformers.AutoConfig.from_pretrained(directory, local_files_only=True)

@@ -41,8 +41,9 @@ parameters, appears in ``state_dict`` under its own names, and keeps the call si
 
 Generation: our causal mixers keep no cache yet. ``replace_attention`` sets ``use_cache=False``
 in the model's config and generation config, so ``generate`` feeds the whole prefix at every
-step and the mixers recompute it (cost: see the README). A call that passes only new tokens
-against a cache is a ``ValueError``, never a silent wrong result.
+step and the mixers recompute it (cost: see the README). A call with a cache
+(``use_cache=True``), or with fewer tokens than its attention mask covers, is a ``ValueError``,
+never a silent wrong result.
 
 Saving: ``save_pretrained`` writes the usual config.json (now with ``globalconv_replacements``,
 the arguments of each ``replace_attention`` call) and model.safetensors;
@@ -126,8 +127,7 @@ class MixerAttention(nn.Module):
         B, L, _ = x.shape
         mask = self._padding[0].mask
         cache = kwargs.get("cache", kwargs.get("past_key_values"))
-        cached = cache is not None and hasattr(cache, "get_seq_length") and cache.get_seq_length()
-        if cached or (mask is not None and mask.shape[1] != L):
+        if cache is not None or (mask is not None and mask.shape[1] != L):
             raise ValueError(
                 f"{self.mixer.name} layers keep no cache: they recompute the whole prefix; "
                 "call the model (or generate) with use_cache=False"
