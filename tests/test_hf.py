@@ -376,3 +376,12 @@ def test_import_works_without_transformers():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert "pip install 'globalconv[hf]'" in out.stdout
+
+
+def test_generation_benchmark_measures_every_model():
+    from globalconv.hf import bench_generate
+
+    rows = bench_generate.measure(
+        prompts=[4, 8], new_tokens=2, d_model=16, layers=1, mixer="global_conv", repeats=1
+    )
+    assert [r[0] for r in rows] == [4, 8] and all(float(r[-1]) > 0 for r in rows)

@@ -113,6 +113,7 @@ COMMAND_MODULES: list[str] = [
     "globalconv.analysis.bench_op",
     "globalconv.analysis.bench_mixers",
     "globalconv.hf.finetune",
+    "globalconv.hf.bench_generate",
 ]
 
 
