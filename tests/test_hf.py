@@ -19,6 +19,7 @@ from globalconv import hf, tasks  # noqa: E402
 from globalconv.cli import main  # noqa: E402
 from globalconv.config import ModelConfig  # noqa: E402
 from globalconv.hf.finetune import finetune  # noqa: E402
+from globalconv.hf.hub import HubTransformer  # noqa: E402
 from globalconv.models import Transformer  # noqa: E402
 
 VOCAB, L = 64, 16
@@ -256,6 +257,9 @@ def test_swapped_model_save_and_load(kind, tmp_path):
         loaded(x, attention_mask=mask).logits, model(x, attention_mask=mask).logits
     )
     assert type(hf.load_model(tmp_path)) is type(model)
+    twin = copy.deepcopy(model)  # a copy's layers read the copy's mask
+    layers = [m for m in twin.modules() if isinstance(m, hf.MixerAttention)]
+    assert all(m._padding[0] is twin.base_model._globalconv_padding for m in layers)
     plain = tmp_path / "plain"
     tiny(kind).save_pretrained(plain)
     assert attention_names(hf.load_model(plain))
@@ -277,6 +281,9 @@ def test_transformer_hub_round_trip(tmp_path):
     torch.testing.assert_close(loaded(x, lengths), model(x, lengths))
     loaded.save_pretrained(tmp_path / "again")  # a loaded model saves as it is
     assert json.loads((tmp_path / "again" / "config.json").read_text()) == saved
+    direct = HubTransformer(cfg, max_len=32, num_outputs=5, vocab_size=20)
+    direct.save_pretrained(tmp_path / "direct")
+    assert json.loads((tmp_path / "direct" / "config.json").read_text()) == saved
     saved["max_len"] = 64  # weights that do not fit the config are an error
     (tmp_path / "config.json").write_text(json.dumps(saved))
     with pytest.raises(RuntimeError, match="size mismatch|Error"):

@@ -29,12 +29,14 @@ class HubTransformer(
     Transformer,
     library_name="globalconv",
     tags=["globalconv", "token-mixer"],
+    coders={ModelConfig: (lambda cfg: cfg.model_dump(mode="json"), ModelConfig.model_validate)},
 ):
-    """A ``Transformer`` whose ``cfg`` is given as a mapping (so that config.json holds it)."""
+    """A ``Transformer`` that records its constructor's arguments for config.json (``cfg`` a
+    ``ModelConfig`` or its mapping)."""
 
     def __init__(
         self,
-        cfg: dict[str, Any],
+        cfg: ModelConfig | dict[str, Any],
         *,
         max_len: int,
         num_outputs: int,
