@@ -362,12 +362,15 @@ def test_finetune_command(tmp_path, capsys):
     assert main(args) == 2  # the result exists: --overwrite needed
     bad = [*args[:-3], "--out", str(tmp_path / "x"), "--distil", "cosine"]
     assert main(bad) == 2
-    capsys.readouterr()
+    long = [*bad[:-2], "-p", "seq_len=64"]
+    assert main(long) == 2
+    assert "at most 16" in capsys.readouterr().err
+    bert = ["finetune", str(tmp_path / "bert"), "-p", f"seq_len={L}", "--out", str(tmp_path / "b")]
     tiny("bert").save_pretrained(tmp_path / "bert")
-    assert main(["finetune", str(tmp_path / "bert"), "--out", str(tmp_path / "b"), "-q"]) == 2
+    assert main(bert) == 2
     assert "vocab_size >= 256" in capsys.readouterr().err
     tiny("bert", vocab_size=256).save_pretrained(tmp_path / "bert")
-    assert main(["finetune", str(tmp_path / "bert"), "--out", str(tmp_path / "b"), "-q"]) == 2
+    assert main(bert) == 2
     assert "predicts next tokens" in capsys.readouterr().err
 
 

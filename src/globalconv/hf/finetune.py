@@ -52,6 +52,12 @@ def check_task(model: nn.Module, spec: TaskSpec, task_name: str) -> None:
             f"task {task_name!r} has {spec.vocab_size} token ids, the model's vocabulary "
             f"{vocab}; use a model with vocab_size >= {spec.vocab_size}"
         )
+    positions = getattr(model.config, "max_position_embeddings", None)
+    if positions is not None and spec.max_len > positions:
+        raise ValueError(
+            f"task {task_name!r} has sequences of {spec.max_len} tokens, the model at most "
+            f"{positions}; set the task's length lower (e.g. -p seq_len={positions})"
+        )
     if spec.causal and not is_causal(model):
         raise ValueError(
             f"task {task_name!r} predicts next tokens; a bidirectional model would see its "
