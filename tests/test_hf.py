@@ -343,6 +343,24 @@ def test_distillation_lowers_the_gap_to_the_teacher(trained_gpt2):
     assert result["teacher"]["loss"] > 0
 
 
+def test_finetune_a_sequence_classifier_on_padded_sequences():
+    torch.manual_seed(0)
+    config = transformers.BertConfig(
+        vocab_size=8,
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=4,
+        intermediate_size=64,
+        max_position_embeddings=32,
+        num_labels=2,
+    )
+    model = transformers.BertForSequenceClassification(config)
+    hf.replace_attention(model, "global_conv", padding="zero")
+    task = tasks.build("parity", {"seq_len": 16, "min_len": 4, "num_train": 200, "num_test": 40})
+    result = finetune(model, task, steps=3, batch_size=8, eval_examples=40)
+    assert result["after"]["loss"] > 0 and result["trainable_params"] == result["params"]
+
+
 def test_finetune_command(tmp_path, capsys):
     byte_gpt2().save_pretrained(tmp_path / "tiny")
     args = [
