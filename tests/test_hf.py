@@ -397,13 +397,17 @@ def test_import_works_without_transformers():
         "import sys; sys.modules['transformers'] = None; sys.modules['huggingface_hub'] = None\n"
         "import globalconv, globalconv.hf, globalconv.models, globalconv.cli\n"
         "globalconv.cli.build_parser()\n"
-        "try:\n"
-        "    globalconv.hf.load_model('.')\n"
-        "except ImportError as err:\n"
-        "    print(err)\n"
+        "from globalconv.config import ModelConfig\n"
+        "model = globalconv.models.Transformer(ModelConfig(), max_len=8, num_outputs=2, "
+        "vocab_size=4)\n"
+        "for call in (lambda: globalconv.hf.load_model('.'), lambda: model.save_pretrained('.')):\n"
+        "    try:\n"
+        "        call()\n"
+        "    except ImportError as err:\n"
+        "        print(err)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert "pip install 'globalconv[hf]'" in out.stdout
+    assert out.stdout.count("pip install 'globalconv[hf]'") == 2, out.stdout
 
 
 def test_generation_benchmark_measures_every_model():

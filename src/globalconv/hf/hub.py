@@ -17,8 +17,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from huggingface_hub import PyTorchModelHubMixin
 from safetensors.torch import load_model
+
+try:
+    from huggingface_hub import PyTorchModelHubMixin
+except ImportError:
+    raise ImportError(
+        "the Hub format needs huggingface_hub: pip install 'globalconv[hf]'"
+    ) from None
 
 from globalconv.config import ModelConfig
 from globalconv.models.transformer import Transformer
