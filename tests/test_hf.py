@@ -312,7 +312,7 @@ def test_finetune_the_new_mixers_lowers_the_loss(trained_gpt2):
     model = copy.deepcopy(trained_gpt2)
     hf.replace_attention(model, "global_conv", projections="drop")  # the swap costs loss
     frozen = {k: v.clone() for k, v in model.state_dict().items() if ".mixer." not in k}
-    result = finetune(model, text_task(), steps=25, lr=1e-2, freeze=True, eval_examples=64)
+    result = finetune(model, text_task(), steps=15, lr=1e-2, freeze=True, eval_examples=48)
     mixer_params = sum(
         p.numel()
         for m in model.modules()
@@ -332,11 +332,11 @@ def test_distillation_lowers_the_gap_to_the_teacher(trained_gpt2):
         student,
         text_task(),
         teacher=trained_gpt2,
-        steps=25,
+        steps=15,
         lr=3e-3,
         distil={"kl": 1.0, "mse": 1.0},
         task_weight=0.0,
-        eval_examples=64,
+        eval_examples=48,
     )
     assert result["after"]["kl"] < 0.7 * result["before"]["kl"]
     assert result["after"]["mse"] < result["before"]["mse"]
