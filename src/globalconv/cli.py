@@ -124,6 +124,8 @@ COMMAND_MODULES: list[str] = [
     "globalconv.analysis.report",
     "globalconv.analysis.bench_op",
     "globalconv.analysis.bench_mixers",
+    "globalconv.hf.finetune",
+    "globalconv.hf.bench_generate",
 ]
 
 
