@@ -102,6 +102,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--jobs", type=int, default=1, help="runs trained in parallel (default 1)")
     p.add_argument("--dry-run", action="store_true", help="list the runs and exit")
     p.add_argument(
+        "--reference",
+        default="results",
+        metavar="DIR",
+        help="committed studies whose number for the same cell is printed beside each fresh "
+        "one (default results, when it exists)",
+    )
+    p.add_argument(
         "--out", default="runs/compare", help="directory for the runs (default runs/compare)"
     )
     _add_match(p)
@@ -265,9 +272,17 @@ def cmd_compare(args: argparse.Namespace) -> int:
             print(f"{out / cell.name}/<chosen>-s{{{','.join(map(str, cell.seeds))}}}")
         return 0
     summary = suite.run(cells, out, jobs=args.jobs, progress=not args.quiet)
-    done = [r["summary"] for r in summary["runs"] if "summary" in r]
-    for task in dict.fromkeys(s["task"] for s in done):
-        print(_table([s for s in done if s["task"] == task]) + "\n")
+    done = [(r["settings"]["task"], r["summary"]) for r in summary["runs"] if "summary" in r]
+    known = None
+    if args.reference and Path(args.reference).is_dir():
+        from globalconv.analysis.report import reference_scores
+
+        known = reference_scores(Path(args.reference))
+    for label in dict.fromkeys(label for label, _ in done):
+        rows = [s for task, s in done if task == label]
+        studied = None if known is None else [known.get((label, s["mixer"], s["n_layers"]), "-")
+                                              for s in rows]  # fmt: skip
+        print(_table(rows, studied) + "\n")
     print(selection_table(summary["cells"]) + "\n")
     if any(len(g.get("runs", [])) > 1 for g in summary["groups"]):
         print(sweep.groups_table(summary["groups"]))
@@ -297,7 +312,8 @@ def selection_table(cells: list[dict[str, Any]]) -> str:
     return sweep.format_table(["cell", "selected by", "grid (validation)", "chosen"], rows)
 
 
-def _table(summaries: list[dict[str, Any]]) -> str:
+def _table(summaries: list[dict[str, Any]], studied: list[str] | None = None) -> str:
+    """One row per run; ``studied``: the reference study's result for each row's cell."""
     metric = summaries[0]["metric"]
     key = "test_accuracy" if metric == "accuracy" else "test_bits_per_token"
     header = ["task", "mixer", "d_model", "layers", "params", "FLOPs/token", "train s", "tokens/s"]
@@ -316,6 +332,9 @@ def _table(summaries: list[dict[str, Any]]) -> str:
         ]
         for s in summaries
     ]
+    if studied is not None:
+        header.append("reference study")
+        rows = [row + [ref] for row, ref in zip(rows, studied, strict=True)]
     widths = [max(len(str(c)) for c in col) for col in zip(header, *rows, strict=True)]
     line = lambda cells: "  ".join(str(c).rjust(w) for c, w in zip(cells, widths, strict=True))  # noqa: E731
     return "\n".join([line(header), line(["-" * w for w in widths])] + [line(r) for r in rows])

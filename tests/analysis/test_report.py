@@ -162,3 +162,16 @@ def test_gating_share_of_a_significant_gap():
     runs += cell("gated_global_conv", 2, [0.7, 0.71, 0.69])
     points = report.answer(runs, width=16)
     assert any("gating (data-dependence) closes 50%" in p for p in points)
+
+
+def test_a_reference_study_is_shown_beside_each_fresh_cell(runs_dir, tmp_path):
+    studies = tmp_path / "results"
+    (studies / "study").mkdir(parents=True)
+    import shutil
+
+    shutil.copytree(runs_dir / "attention-s0", studies / "study" / "attention-s0")
+    out = report.build_report(runs_dir, tmp_path / "r", width=32, reference=studies)
+    md = (out / "report.md").read_text()
+    assert "reference study (test)" in md and "(n=1) [study]" in md
+    row = next(line for line in md.splitlines() if line.startswith("| mnist1d | `global_conv`"))
+    assert row.endswith("| - |")  # no global_conv cell in the reference

@@ -167,8 +167,12 @@ def _fmt(mean: float, std: float, n: int, percent: bool) -> str:
 # the document
 
 
-def build_report(root: Path, out: Path, *, width: int = 256) -> Path:
-    """Write report.md, report.html and the plots for the runs under ``root``; returns out."""
+def build_report(root: Path, out: Path, *, width: int = 256, reference: Path | None = None) -> Path:
+    """Write report.md, report.html and the plots for the runs under ``root``; returns out.
+
+    reference: a directory of committed studies (``results/``); the results table then shows,
+    beside each cell, the same cell's number there (same task label, mixer and depth).
+    """
     root, out = Path(root), Path(out)
     everything = collect_runs(root)
     runs = [r for r in everything if r.role == "result"]
@@ -190,7 +194,8 @@ def build_report(root: Path, out: Path, *, width: int = 256) -> Path:
     )
     doc.add(Heading("The answer, point by point"), Bullets(answer(runs, width)))
     doc.add(Paragraph(verdicts.RULE))
-    doc.add(Heading("Results per task"), Paragraph(budget_text(runs)), results_table(runs))
+    known = reference_scores(reference) if reference is not None else None
+    doc.add(Heading("Results per task"), Paragraph(budget_text(runs)), results_table(runs, known))
     doc.add(
         Image(
             plot_scores(runs, out / "scores.png"),
@@ -278,7 +283,25 @@ def budget_text(runs: list[Run]) -> str:
     return "Budgets (per run): " + "; ".join(parts) + "."
 
 
-def results_table(runs: list[Run]) -> Table:
+def reference_scores(root: Path) -> dict[tuple[str, str, int], str]:
+    """(task label, mixer, layers) -> the cell's test result in the studies under ``root``."""
+    if not Path(root).is_dir():
+        return {}
+    found = {}
+    for (label, mixer, layers), group in _by(
+        [r for r in collect_runs(root) if r.role == "result"], "label", "mixer", "layers"
+    ).items():
+        mean, std = mean_std([r.score for r in group])
+        study = group[0].path.relative_to(root).parts[0]
+        found[(label, mixer, layers)] = (
+            f"{_fmt(mean, std, len(group), group[0].higher_is_better)} [{study}]"
+        )
+    return found
+
+
+def results_table(
+    runs: list[Run], reference: dict[tuple[str, str, int], str] | None = None
+) -> Table:
     rows = []
     for (label, mixer, layers, width), group in _by(
         runs, "label", "mixer", "layers", "width"
@@ -303,9 +326,12 @@ def results_table(runs: list[Run]) -> Table:
                 _improving_note(group),
                 f"{statistics.fmean(r.summary.get('train_seconds', 0.0) for r in group):.1f}",
             ]
+            + ([reference.get((label, mixer, layers), "-")] if reference is not None else [])
         )
     header = ["task", "mixer", "layers", "width", "metric", "test (mean ± std)", "floor", "lr",
               "params", "FLOPs/token", "convergence", "train s"]  # fmt: skip
+    if reference is not None:
+        header.append("reference study (test)")
     return Table(header, rows)
 
 
@@ -767,6 +793,11 @@ def add_cli(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--width", type=int, default=256, help="model width D for the cost tables (default 256)"
     )
+    p.add_argument(
+        "--reference",
+        metavar="DIR",
+        help="committed studies (e.g. results): show each cell's number there beside the fresh one",
+    )
     p.set_defaults(func=_cmd_report)
 
 
@@ -774,6 +805,8 @@ def _cmd_report(args: argparse.Namespace) -> int:
     root = Path(args.runs_dir)
     if not root.is_dir():
         raise ValueError(f"runs directory {root} does not exist")
-    out = build_report(root, Path(args.out) if args.out else root / "report", width=args.width)
+    reference = Path(args.reference) if args.reference else None
+    out = Path(args.out) if args.out else root / "report"
+    out = build_report(root, out, width=args.width, reference=reference)
     print(f"report: {out / 'report.md'}\n        {out / 'report.html'}")
     return 0
