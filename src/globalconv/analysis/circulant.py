@@ -1,0 +1,364 @@
+"""How circulant is trained attention? The share of attention's maps a global convolution could
+reproduce.
+
+A global convolution mixes tokens with a fixed shift-invariant matrix: circulant
+(M[t, j] = W[(j - t) mod L]) for the seed's circular operator, Toeplitz (M[t, j] = W[j - t],
+lower triangular when causal) for the zero-padded and causal ones. Attention mixes with
+A = softmax(Q K^T / sqrt(d)), recomputed for every input. For each head of a trained attention
+model this module asks two questions of its maps over a test set:
+
+- **shift-invariant share** of the mean map Ā: ||P(Ā)||² / ||Ā||², where P is the orthogonal
+  projection onto circulant (or Toeplitz) matrices, the average along each wrapped (or plain)
+  diagonal. 1 for a circulant map, 1/L for a permutation that puts one entry on every wrapped
+  diagonal, 1 for uniform bidirectional averaging (a constant kernel is a global convolution).
+  For a causal map the Toeplitz projection keeps the upper triangle at 0, so it is the nearest
+  causal convolution.
+- **input-dependent share**: Σ_i ||A_i - Ā||² / Σ_i ||A_i||², the part of the per-input maps'
+  energy that no fixed matrix reproduces (0 when every input gets the same map).
+
+Together, (1 - input-dependent) · shift-invariant is the share of the per-input maps' energy
+that the best single shift-invariant matrix reproduces (Σ_i ||A_i - C||² is smallest at
+C = P(Ā)): where it is near 1 a global convolution could stand in for the head's mixing;
+recall, which must look up where a key occurred, should keep it low. What this leaves out:
+attention's values and output projection (the conv's per-channel kernels have no counterpart
+in a head's single map) and every later layer's interaction with this one.
+
+Sequences of different true lengths give maps of different sizes, so each layer's maps are
+averaged over the test sequences of its most common true length.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, Protocol
+
+import torch
+from torch import Tensor
+
+from globalconv.analysis.document import Paragraph, Table
+
+Structure = Literal["circulant", "toeplitz"]
+STRUCTURES: tuple[Structure, ...] = ("circulant", "toeplitz")
+# the default test sequences per run: enough for a stable mean map at the report's sizes
+SAMPLES = 256
+# a model counts as replaceable when one fixed shift-invariant map holds this share of its
+# least shift-invariant layer's energy (heads averaged): more than half
+THRESHOLD = 0.5
+
+
+def _diagonal_index(L: int, structure: Structure, device: torch.device) -> tuple[Tensor, int]:
+    """(L, L) index of each entry's diagonal, and the number of diagonals."""
+    t = torch.arange(L, device=device)
+    offset = t[None, :] - t[:, None]  # j - t
+    if structure == "circulant":
+        return offset % L, L
+    if structure == "toeplitz":
+        return offset + (L - 1), 2 * L - 1
+    raise ValueError(f"unknown structure {structure!r}; expected 'circulant' or 'toeplitz'")
+
+
+def nearest(maps: Tensor, structure: Structure) -> Tensor:
+    """The nearest (Frobenius) circulant or Toeplitz matrix to each (..., L, L) map: every entry
+    replaced by the mean of its wrapped (circulant) or plain (Toeplitz) diagonal."""
+    if maps.dim() < 2 or maps.shape[-1] != maps.shape[-2]:
+        raise ValueError(f"maps must be (..., L, L) square matrices, got {tuple(maps.shape)}")
+    L = maps.shape[-1]
+    index, groups = _diagonal_index(L, structure, maps.device)
+    flat = maps.reshape(-1, L * L)  # (N, L*L)
+    sums = flat.new_zeros(flat.shape[0], groups).index_add_(1, index.flatten(), flat)
+    counts = torch.bincount(index.flatten(), minlength=groups).to(maps.dtype)
+    return (sums / counts)[:, index].reshape(maps.shape)  # (..., L, L)
+
+
+def shift_invariant_share(maps: Tensor, structure: Structure) -> Tensor:
+    """||P(A)||² / ||A||² per (..., L, L) map: the share of its energy that a circulant or
+    Toeplitz matrix reproduces, in [0, 1]; unchanged by scaling the map."""
+    energy = maps.pow(2).sum((-2, -1))
+    if (energy == 0).any():
+        raise ValueError("a map is all zeros: its shift-invariant share is undefined")
+    return nearest(maps, structure).pow(2).sum((-2, -1)) / energy
+
+
+def input_dependent_share(maps: Tensor) -> Tensor:
+    """Σ_i ||A_i - Ā||² / Σ_i ||A_i||² over the first dimension of (N, ..., L, L) maps."""
+    spread = (maps - maps.mean(0)).pow(2).sum((0, -2, -1))
+    return spread / maps.pow(2).sum((0, -2, -1))
+
+
+class _MeanMap:
+    """Running Σ A_i and Σ ||A_i||² of (H, n, n) maps, in float64."""
+
+    def __init__(self) -> None:
+        self.count, self.total, self.energy = 0, None, None
+
+    def add(self, maps: Tensor) -> None:  # (B, H, n, n)
+        maps = maps.double()
+        total, energy = maps.sum(0), maps.pow(2).sum((0, -2, -1))
+        self.total = total if self.total is None else self.total + total
+        self.energy = energy if self.energy is None else self.energy + energy
+        self.count += maps.shape[0]
+
+    def mean(self) -> Tensor:  # (H, n, n)
+        return self.total / self.count
+
+    def input_dependent(self) -> Tensor:  # (H,): Σ||A_i||² - N||Ā||² over Σ||A_i||²
+        return (1 - self.count * self.mean().pow(2).sum((-2, -1)) / self.energy).clamp(min=0)
+
+
+@dataclass(frozen=True)
+class HeadMeasure:
+    layer: str  # the attention module's name in the model, e.g. "blocks.0.mixer"
+    head: int
+    length: int  # true length n of the sequences averaged
+    sequences: int
+    causal: bool
+    circulant: float  # shift-invariant share of the mean map, circulant
+    toeplitz: float  # ... Toeplitz (for causal maps: lower-triangular Toeplitz)
+    input_dependent: float
+
+    @property
+    def structure(self) -> Structure:
+        """The structure of the global convolution that would replace this head: causal
+        convolutions are Toeplitz, the seed's bidirectional one circulant."""
+        return "toeplitz" if self.causal else "circulant"
+
+    @property
+    def fixed_share(self) -> float:
+        """Share of the per-input maps' energy the best fixed shift-invariant map reproduces."""
+        return (1 - self.input_dependent) * getattr(self, self.structure)
+
+
+@torch.no_grad()
+def measure_model(model: torch.nn.Module, batches: list[dict]) -> list[HeadMeasure]:
+    """Every attention head of ``model`` measured on the model inputs ``batches``."""
+    from globalconv.mixers.attention import Attention
+
+    layers = [(name, m) for name, m in model.named_modules() if isinstance(m, Attention)]
+    if not layers:
+        raise ValueError("the model has no attention layers to measure")
+    model.eval()
+    seen: dict[str, list[tuple[Tensor, Tensor]]] = {name: [] for name, _ in layers}
+
+    def recorder(name: str):
+        def hook(module, args, kwargs) -> None:
+            x = args[0]  # (B, L, D)
+            lengths = args[1] if len(args) > 1 else kwargs.get("lengths")
+            if lengths is None:
+                lengths = torch.full((x.shape[0],), x.shape[1], dtype=torch.long)
+            seen[name].append((x, lengths))
+
+        return hook
+
+    handles = [m.register_forward_pre_hook(recorder(n), with_kwargs=True) for n, m in layers]
+    try:
+        for inputs in batches:
+            model(**inputs)
+    finally:
+        for handle in handles:
+            handle.remove()
+
+    measures = []
+    for name, mixer in layers:
+        counts = Counter(int(n) for _, lengths in seen[name] for n in lengths)
+        n = max(counts, key=lambda k: (counts[k], k))  # most common length; longest on ties
+        mean = _MeanMap()
+        for x, lengths in seen[name]:
+            chosen = lengths == n
+            if chosen.any():  # a sequence of true length n, alone, gives its n x n map
+                mean.add(mixer.attention_maps(x[chosen, :n]))
+        average = mean.mean()  # (H, n, n)
+        circulant = shift_invariant_share(average, "circulant")
+        toeplitz = shift_invariant_share(average, "toeplitz")
+        dependent = mean.input_dependent()
+        measures += [
+            HeadMeasure(name, h, n, mean.count, mixer.causal, float(circulant[h]),
+                        float(toeplitz[h]), float(dependent[h]))
+            for h in range(mixer.heads)
+        ]  # fmt: skip
+    return measures
+
+
+def measure_run(run_dir: str | Path, *, samples: int = SAMPLES) -> list[HeadMeasure]:
+    """Every attention head of a trained run (config.json + model.safetensors), measured on the
+    first ``samples`` sequences of its task's test split."""
+    from globalconv import tasks
+    from globalconv.kernels.plot import load_run
+
+    if samples < 1:
+        raise ValueError(f"samples must be >= 1, got {samples}")
+    cfg, model = load_run(run_dir)
+    test = tasks.build(cfg.task.name, cfg.task.params).splits()["test"]
+    index = torch.arange(min(samples, len(test)))
+    L = test.inputs.shape[1]
+    per_batch = max(1, 2**22 // (L * L))  # bounds the (B, H, L, L) maps held at once
+    batches = [test.batch(chunk)[0] for chunk in index.split(per_batch)]
+    return measure_model(model, batches)
+
+
+# ---------------------------------------------------------------------------------------------
+# the report section
+
+
+class RunLike(Protocol):  # the report's Run
+    path: Path
+
+    @property
+    def task(self) -> str: ...
+    @property
+    def mixer(self) -> str: ...
+    @property
+    def layers(self) -> int: ...
+    @property
+    def score(self) -> float: ...
+    @property
+    def higher_is_better(self) -> bool: ...
+
+
+def _conv_gap(runs: list[RunLike], task: str, layers: int) -> tuple[str, bool] | None:
+    """global_conv against attention on a task at a depth: (text, matches or beats)."""
+    import statistics
+
+    def scores(mixer: str) -> list[float]:
+        return [r.score for r in runs if (r.task, r.layers, r.mixer) == (task, layers, mixer)]
+
+    ref, conv = scores("attention"), scores("global_conv")
+    if not ref or not conv:
+        return None
+    higher = next(r for r in runs if r.task == task).higher_is_better
+    gap = statistics.fmean(conv) - statistics.fmean(ref)
+    gap = gap if higher else -gap  # > 0: the convolution is better
+    spread = [statistics.stdev(s) for s in (ref, conv) if len(s) > 1]
+    noise = max(spread + [0.005 if higher else 0.01])  # the answer's tolerance
+    size, unit = (100 * abs(gap), "points") if higher else (abs(gap), "bits")
+    if abs(gap) <= noise:
+        return f"matches ({size:.2f} {unit})", True
+    if gap > 0:
+        return f"beats by {size:.2f} {unit}", True
+    return f"short by {size:.2f} {unit}", False
+
+
+def _mean(values) -> float:
+    values = list(values)
+    return sum(values) / len(values)
+
+
+def report_section(runs: list[RunLike], *, samples: int = SAMPLES) -> list:
+    """The measurement for the attention runs of every task, beside the task's verdict."""
+    trained = [
+        r for r in runs if r.mixer == "attention" and (r.path / "model.safetensors").is_file()
+    ]
+    if not trained:
+        return []
+    groups: dict[tuple[str, int], list[tuple[RunLike, list[HeadMeasure]]]] = {}
+    for run in sorted(trained, key=lambda r: (r.task, r.layers, str(r.path))):
+        measured = (run, measure_run(run.path, samples=samples))
+        groups.setdefault((run.task, run.layers), []).append(measured)
+    pct = lambda v: f"{100 * v:.0f}%"  # noqa: E731
+    summary, detail, judged = [], [], []
+    for (task, layers), measured in groups.items():
+        heads = [m for _, ms in measured for m in ms]
+        # a model is as replaceable as its least shift-invariant layer (its heads averaged)
+        by_layer: dict[tuple[str, str], list[float]] = {}
+        for run, ms in measured:
+            for m in ms:
+                by_layer.setdefault((str(run.path), m.layer), []).append(m.fixed_share)
+        weakest = min(_mean(v) for v in by_layer.values())
+        structure = heads[0].structure
+        mean = {k: _mean(getattr(m, k) for m in heads) for k in (*STRUCTURES, "input_dependent")}
+        gap = _conv_gap(runs, task, layers)
+        predicted = weakest > THRESHOLD
+        if gap is not None:
+            judged.append((task, layers, weakest, predicted, gap[1]))
+        summary.append(
+            [task, str(layers), str(len(measured)), structure, pct(mean["circulant"]),
+             pct(mean["toeplitz"]), pct(mean["input_dependent"]), pct(weakest),
+             "replaceable" if predicted else "not replaceable",
+             "-" if gap is None else f"`global_conv` {gap[0]}",
+             "-" if gap is None else ("yes" if predicted == gap[1] else "no")]
+        )  # fmt: skip
+        run, ms = measured[0]
+        detail += [
+            [task, run.path.name, m.layer.removesuffix(".mixer"), str(m.head),
+             f"{m.length} ({m.sequences})", pct(m.circulant), pct(m.toeplitz),
+             pct(m.input_dependent), pct(m.fixed_share)]
+            for m in ms
+        ]  # fmt: skip
+    blocks = [
+        Paragraph(
+            "Each attention head's softmax map, averaged over up to "
+            f"{samples} test sequences, and the share of its energy that the nearest circulant "
+            "matrix (the seed's circular convolution: the map averaged along its wrapped "
+            "diagonals) or Toeplitz matrix (a zero-padded or causal convolution: averaged along "
+            "its diagonals) keeps; the input-dependent share is the spread of the per-input maps "
+            "around that mean, as a share of their energy; the last share is what one fixed "
+            "shift-invariant map (circulant for bidirectional tasks, Toeplitz for causal ones, "
+            "the structure of the `global_conv` that would replace the head) reproduces of the "
+            "per-input maps, (1 - input-dependent) · shift-invariant. A model is predicted "
+            "replaceable when that share exceeds "
+            f"{pct(THRESHOLD)} in its least shift-invariant layer (heads averaged); the verdict "
+            "is the trained `global_conv` against attention on the same task and depth."
+        ),
+        Table(
+            [
+                "task",
+                "layers",
+                "attention runs",
+                "structure",
+                "circulant",
+                "Toeplitz",
+                "input-dependent",
+                "fixed map, weakest layer",
+                "prediction",
+                "verdict",
+                "agrees",
+            ],
+            summary,
+        ),  # fmt: skip
+        Paragraph(agreement(judged)),
+        Paragraph("Per head, first attention run of each task and depth:"),
+        Table(
+            [
+                "task",
+                "run",
+                "layer",
+                "head",
+                "length (sequences)",
+                "circulant",
+                "Toeplitz",
+                "input-dependent",
+                "fixed map",
+            ],
+            detail,
+        ),  # fmt: skip
+    ]
+    return blocks
+
+
+def agreement(judged: list[tuple[str, int, float, bool, bool]]) -> str:
+    """One paragraph: do the maps predict the verdicts? (task, layers, share, predicted, won)."""
+    if not judged:
+        return (
+            "No task here has both a trained attention run and a `global_conv` run, so the "
+            "measurements cannot be set beside a verdict."
+        )
+    agree = [j for j in judged if j[3] == j[4]]
+    cases = "; ".join(
+        f"{task} ({layers} layers): fixed shift-invariant share {100 * share:.0f}%, "
+        f"{'replaceable' if predicted else 'not replaceable'} predicted, `global_conv` "
+        f"{'matches or beats' if won else 'falls short of'} attention"
+        for task, layers, share, predicted, won in judged
+    )
+    if len(agree) == len(judged):
+        head = f"The measurements agree with the verdicts on all {len(judged)} task(s)"
+    elif not agree:
+        head = f"The measurements disagree with the verdicts on all {len(judged)} task(s)"
+    else:
+        head = f"The measurements agree with the verdicts on {len(agree)} of {len(judged)} tasks"
+    return (
+        f"{head}: {cases}. Where attention's maps are nearly fixed and shift-invariant, a global "
+        "convolution can reproduce its mixing, and where they are input-dependent it cannot; a "
+        "disagreement means the score is decided elsewhere (the values and projections, the "
+        "feed-forward layers, or optimisation at this budget), not by the maps' structure."
+    )
