@@ -1,3 +1,5 @@
+import re
+
 import pytest
 import torch
 
@@ -185,8 +187,25 @@ def test_the_report_section_sets_the_measure_beside_the_verdict(mqar_runs, tmp_p
     doc = Document("t")
     doc.add(*blocks)
     md = doc.markdown(tmp_path)
+    assert "## How circulant is trained attention?" in md
     assert "| mqar | 2 | 1 | toeplitz |" in md
-    assert "`global_conv` " in md and ("| yes |" in md or "| no |" in md)
-    assert "The measurements" in md and "mqar (2 layers): fixed shift-invariant share" in md
+    row = next(line for line in md.splitlines() if line.startswith("| mqar | 2 | 1 |"))
+    assert "`global_conv` " in row and re.search(r"\| (yes|no) / (yes|no) \|$", row)
+    assert "The mean maps' structure predicts" in md and "mqar (2 layers): `global_conv`" in md
     assert md.count("| mqar | attention | blocks.") == 8  # the per-head table
     assert circulant.report_section([]) == []
+
+
+def judgement(task, shift, fixed, wins):
+    return circulant.Judgement(task, 2, shift, fixed, wins)
+
+
+def test_the_agreement_paragraph_counts_both_predictions_and_names_the_cases():
+    text = circulant.agreement(
+        [judgement("a", 0.8, 0.2, True), judgement("b", 0.2, 0.1, False),
+         judgement("c", 0.9, 0.7, False)]
+    )  # fmt: skip
+    assert "structure predicts 2 of 3 verdicts, the fixed-map share 1 of 3" in text
+    assert "matches or beats attention on a, attention's maps still vary" in text
+    assert "falls short (b)" in text and "On c the mean maps are shift-invariant" in text
+    assert "cannot be set beside a verdict" in circulant.agreement([])

@@ -37,14 +37,14 @@ from typing import Literal, Protocol
 import torch
 from torch import Tensor
 
-from globalconv.analysis.document import Paragraph, Table
+from globalconv.analysis.document import Heading, Paragraph, Table
 
 Structure = Literal["circulant", "toeplitz"]
 STRUCTURES: tuple[Structure, ...] = ("circulant", "toeplitz")
 # the default test sequences per run: enough for a stable mean map at the report's sizes
 SAMPLES = 256
-# a model counts as replaceable when one fixed shift-invariant map holds this share of its
-# least shift-invariant layer's energy (heads averaged): more than half
+# a model is predicted replaceable when its least shift-invariant layer (heads averaged) keeps
+# more than this share of its maps' energy in a shift-invariant form: more than half
 THRESHOLD = 0.5
 
 
@@ -125,9 +125,14 @@ class HeadMeasure:
         return "toeplitz" if self.causal else "circulant"
 
     @property
+    def shift_invariant(self) -> float:
+        """Shift-invariant share of the mean map, in this head's structure."""
+        return getattr(self, self.structure)
+
+    @property
     def fixed_share(self) -> float:
         """Share of the per-input maps' energy the best fixed shift-invariant map reproduces."""
-        return (1 - self.input_dependent) * getattr(self, self.structure)
+        return (1 - self.input_dependent) * self.shift_invariant
 
 
 @torch.no_grad()
@@ -244,6 +249,29 @@ def _mean(values) -> float:
     return sum(values) / len(values)
 
 
+@dataclass(frozen=True)
+class Judgement:
+    """A task's attention runs against its verdict: do the maps predict it?"""
+
+    task: str
+    layers: int
+    shift_invariant: float  # weakest layer's mean shift-invariant share of the mean maps
+    fixed: float  # weakest layer's mean fixed-map share of the per-input maps
+    conv_wins: bool  # global_conv matches or beats attention
+
+    @property
+    def by_structure(self) -> bool:  # predicted replaceable from the mean maps' structure
+        return self.shift_invariant > THRESHOLD
+
+    @property
+    def by_fixed_map(self) -> bool:  # ... from what one fixed shift-invariant map reproduces
+        return self.fixed > THRESHOLD
+
+
+def _agrees(predicted: bool, gap: tuple[str, bool] | None) -> str:
+    return "-" if gap is None else "yes" if predicted == gap[1] else "no"
+
+
 def report_section(runs: list[RunLike], *, samples: int = SAMPLES) -> list:
     """The measurement for the attention runs of every task, beside the task's verdict."""
     trained = [
@@ -256,27 +284,34 @@ def report_section(runs: list[RunLike], *, samples: int = SAMPLES) -> list:
         measured = (run, measure_run(run.path, samples=samples))
         groups.setdefault((run.task, run.layers), []).append(measured)
     pct = lambda v: f"{100 * v:.0f}%"  # noqa: E731
+    word = lambda replaceable: "replaceable" if replaceable else "not"  # noqa: E731
     summary, detail, judged = [], [], []
     for (task, layers), measured in groups.items():
         heads = [m for _, ms in measured for m in ms]
         # a model is as replaceable as its least shift-invariant layer (its heads averaged)
-        by_layer: dict[tuple[str, str], list[float]] = {}
+        layer_heads: dict[tuple[str, str], list[HeadMeasure]] = {}
         for run, ms in measured:
             for m in ms:
-                by_layer.setdefault((str(run.path), m.layer), []).append(m.fixed_share)
-        weakest = min(_mean(v) for v in by_layer.values())
-        structure = heads[0].structure
+                layer_heads.setdefault((str(run.path), m.layer), []).append(m)
+        weakest = {
+            key: min(_mean(getattr(m, key) for m in hs) for hs in layer_heads.values())
+            for key in ("shift_invariant", "fixed_share")
+        }
         mean = {k: _mean(getattr(m, k) for m in heads) for k in (*STRUCTURES, "input_dependent")}
         gap = _conv_gap(runs, task, layers)
-        predicted = weakest > THRESHOLD
+        judgement = Judgement(
+            task, layers, weakest["shift_invariant"], weakest["fixed_share"],
+            gap is not None and gap[1],
+        )  # fmt: skip
         if gap is not None:
-            judged.append((task, layers, weakest, predicted, gap[1]))
+            judged.append(judgement)
         summary.append(
-            [task, str(layers), str(len(measured)), structure, pct(mean["circulant"]),
-             pct(mean["toeplitz"]), pct(mean["input_dependent"]), pct(weakest),
-             "replaceable" if predicted else "not replaceable",
+            [task, str(layers), str(len(measured)), heads[0].structure, pct(mean["circulant"]),
+             pct(mean["toeplitz"]), pct(mean["input_dependent"]),
+             f"{pct(judgement.shift_invariant)}: {word(judgement.by_structure)}",
+             f"{pct(judgement.fixed)}: {word(judgement.by_fixed_map)}",
              "-" if gap is None else f"`global_conv` {gap[0]}",
-             "-" if gap is None else ("yes" if predicted == gap[1] else "no")]
+             f"{_agrees(judgement.by_structure, gap)} / {_agrees(judgement.by_fixed_map, gap)}"]
         )  # fmt: skip
         run, ms = measured[0]
         detail += [
@@ -285,20 +320,25 @@ def report_section(runs: list[RunLike], *, samples: int = SAMPLES) -> list:
              pct(m.input_dependent), pct(m.fixed_share)]
             for m in ms
         ]  # fmt: skip
-    blocks = [
+    return [
+        Heading("How circulant is trained attention?"),
         Paragraph(
             "Each attention head's softmax map, averaged over up to "
-            f"{samples} test sequences, and the share of its energy that the nearest circulant "
-            "matrix (the seed's circular convolution: the map averaged along its wrapped "
-            "diagonals) or Toeplitz matrix (a zero-padded or causal convolution: averaged along "
-            "its diagonals) keeps; the input-dependent share is the spread of the per-input maps "
-            "around that mean, as a share of their energy; the last share is what one fixed "
-            "shift-invariant map (circulant for bidirectional tasks, Toeplitz for causal ones, "
-            "the structure of the `global_conv` that would replace the head) reproduces of the "
-            "per-input maps, (1 - input-dependent) · shift-invariant. A model is predicted "
-            "replaceable when that share exceeds "
-            f"{pct(THRESHOLD)} in its least shift-invariant layer (heads averaged); the verdict "
-            "is the trained `global_conv` against attention on the same task and depth."
+            f"{samples} test sequences (of the most common length), and the share of its "
+            "energy that the nearest circulant matrix (the seed's circular convolution: the map "
+            "averaged along its wrapped diagonals) or Toeplitz matrix (a zero-padded or causal "
+            "convolution: averaged along its diagonals) keeps; uniform averaging counts as "
+            "shift-invariant, since it is a convolution with a constant kernel. The "
+            "input-dependent share is the spread of the per-input maps around that mean, as a "
+            "share of their energy; the "
+            "fixed-map share is what one fixed shift-invariant matrix reproduces of the per-input "
+            "maps, (1 - input-dependent) · shift-invariant, with the structure of the "
+            "`global_conv` that would replace the head (circulant for bidirectional tasks, "
+            "Toeplitz for causal ones). Two predictions, each from a model's least "
+            "shift-invariant layer (its heads averaged) and the same threshold, "
+            f"{pct(THRESHOLD)}: from the mean maps' structure alone, and from the fixed-map "
+            "share, which also asks the maps to be input-independent. The verdict is the trained "
+            "`global_conv` against attention on the same task and depth."
         ),
         Table(
             [
@@ -309,15 +349,15 @@ def report_section(runs: list[RunLike], *, samples: int = SAMPLES) -> list:
                 "circulant",
                 "Toeplitz",
                 "input-dependent",
+                "shift-invariant, weakest layer",
                 "fixed map, weakest layer",
-                "prediction",
                 "verdict",
-                "agrees",
+                "agrees (structure / fixed map)",
             ],
             summary,
         ),  # fmt: skip
         Paragraph(agreement(judged)),
-        Paragraph("Per head, first attention run of each task and depth:"),
+        Paragraph("Per head, first attention run of each task and depth (means over heads above):"),
         Table(
             [
                 "task",
@@ -333,32 +373,52 @@ def report_section(runs: list[RunLike], *, samples: int = SAMPLES) -> list:
             detail,
         ),  # fmt: skip
     ]
-    return blocks
 
 
-def agreement(judged: list[tuple[str, int, float, bool, bool]]) -> str:
-    """One paragraph: do the maps predict the verdicts? (task, layers, share, predicted, won)."""
+def agreement(judged: list[Judgement]) -> str:
+    """One paragraph: do attention's maps predict where a global convolution replaces it?"""
     if not judged:
         return (
             "No task here has both a trained attention run and a `global_conv` run, so the "
             "measurements cannot be set beside a verdict."
         )
-    agree = [j for j in judged if j[3] == j[4]]
+    n = len(judged)
+    structure = sum(j.by_structure == j.conv_wins for j in judged)
+    fixed = sum(j.by_fixed_map == j.conv_wins for j in judged)
     cases = "; ".join(
-        f"{task} ({layers} layers): fixed shift-invariant share {100 * share:.0f}%, "
-        f"{'replaceable' if predicted else 'not replaceable'} predicted, `global_conv` "
-        f"{'matches or beats' if won else 'falls short of'} attention"
-        for task, layers, share, predicted, won in judged
+        f"{j.task} ({j.layers} layers): `global_conv` "
+        f"{'matches or beats' if j.conv_wins else 'falls short of'} attention, mean maps "
+        f"{100 * j.shift_invariant:.0f}% shift-invariant, fixed map {100 * j.fixed:.0f}%"
+        for j in judged
     )
-    if len(agree) == len(judged):
-        head = f"The measurements agree with the verdicts on all {len(judged)} task(s)"
-    elif not agree:
-        head = f"The measurements disagree with the verdicts on all {len(judged)} task(s)"
-    else:
-        head = f"The measurements agree with the verdicts on {len(agree)} of {len(judged)} tasks"
-    return (
-        f"{head}: {cases}. Where attention's maps are nearly fixed and shift-invariant, a global "
-        "convolution can reproduce its mixing, and where they are input-dependent it cannot; a "
-        "disagreement means the score is decided elsewhere (the values and projections, the "
-        "feed-forward layers, or optimisation at this budget), not by the maps' structure."
+    text = (
+        "Do the measurements agree with the verdicts? The mean maps' structure predicts "
+        f"{structure} of {n} verdicts, the fixed-map share {fixed} of {n}: {cases}."
     )
+    input_dependent_wins = [j for j in judged if j.conv_wins and not j.by_fixed_map]
+    if input_dependent_wins:
+        text += (
+            " Where the convolution matches or beats attention on "
+            + ", ".join(j.task for j in input_dependent_wins)
+            + ", attention's maps still vary with the input too much for one fixed map to "
+            "reproduce them: attention uses an input dependence there that the task, at this "
+            "score, does not need (the convolution reaches it without one), so input-dependent "
+            "maps alone are no evidence that a convolution must fail."
+        )
+    recall_like = [j for j in judged if not j.conv_wins and not j.by_structure]
+    if recall_like:
+        text += (
+            " Where the convolution falls short ("
+            + ", ".join(j.task for j in recall_like)
+            + "), attention's maps are not shift-invariant even on average: the positions a "
+            "token reads are not a fixed offset away, which no shift-invariant map reproduces."
+        )
+    surprising = [j for j in judged if not j.conv_wins and j.by_structure]
+    if surprising:
+        text += (
+            " On "
+            + ", ".join(j.task for j in surprising)
+            + " the mean maps are shift-invariant yet the convolution falls short: what it "
+            "lacks there is not in the maps' average structure."
+        )
+    return text
