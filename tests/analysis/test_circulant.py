@@ -147,6 +147,24 @@ def test_uniform_attention_is_a_fixed_map_circulant_only_when_bidirectional(caus
             assert m.toeplitz == pytest.approx(1) and m.fixed_share == pytest.approx(1)
 
 
+def test_an_encoder_decoder_is_measured_in_both_stacks_at_each_stacks_common_length():
+    from globalconv.models import EncoderDecoder
+
+    torch.manual_seed(0)
+    model = EncoderDecoder(
+        ModelConfig(mixer="attention", d_model=8, n_layers=1, mixer_options={"heads": 2}),
+        max_len=9, num_outputs=5, vocab_size=5,
+    )  # fmt: skip
+    batch = {
+        "inputs": torch.randint(0, 5, (4, 9)), "lengths": torch.tensor([9, 7, 7, 7]),
+        "decoder_inputs": torch.randint(0, 5, (4, 8)),
+        "decoder_lengths": torch.tensor([8, 8, 5, 8]),
+    }  # fmt: skip
+    measures = circulant.measure_model(model, [batch])
+    found = {(m.layer, m.causal, m.length, m.sequences) for m in measures}
+    assert found == {("encoder.0.mixer", False, 7, 3), ("decoder.0.mixer", True, 8, 3)}
+
+
 def test_a_model_without_attention_is_an_error():
     model = Transformer(
         ModelConfig(mixer="global_conv", d_model=8, n_layers=1), max_len=6, num_outputs=2,

@@ -244,6 +244,17 @@ def _conv_gap(runs: list[RunLike], task: str, layers: int) -> tuple[str, bool] |
     return f"short by {size:.2f} {unit}", False
 
 
+BESIDE_THE_LITERATURE = (
+    "Beside the literature (next section): Zoology and the 2025 mechanistic study of "
+    "associative recall (arXiv:2505.15105) measure behaviour, gated convolutions falling short "
+    "of attention at recall, and the latter finds attention solving it with induction heads; "
+    "GFNet and Long Convs find a fixed global convolution competitive on ImageNet and on Long "
+    "Range Arena. The table above asks the same question of attention's own maps: how much of "
+    "them a fixed shift-invariant matrix, which is what the seed's operator is, could "
+    "reproduce, task by task."
+)
+
+
 def _mean(values) -> float:
     values = list(values)
     return sum(values) / len(values)
@@ -357,6 +368,7 @@ def report_section(runs: list[RunLike], *, samples: int = SAMPLES) -> list:
             summary,
         ),  # fmt: skip
         Paragraph(agreement(judged)),
+        Paragraph(BESIDE_THE_LITERATURE),
         Paragraph("Per head, first attention run of each task and depth (means over heads above):"),
         Table(
             [

@@ -261,7 +261,7 @@ OPERATORS: tuple[Operator, ...] = (
         name="S4 / S4D",
         source="Gu, Goel & Ré 2022, ICLR (arXiv:2111.00396); Gu et al. 2022, NeurIPS "
         "(arXiv:2206.11893)",
-        mixing="`y[t,c] = Σ_{s≤t} K[s,c] x[t-s, c] + D_c x[t,c]`, `K[s,c] = C_c Ā_c^s B̄_c` "
+        mixing="`y[t,c] = Σ_{s≤t} K[s,c] x[t-s, c] + skip[c] x[t,c]`, `K[s,c] = C_c Ā_c^s B̄_c` "
         "(S4D: `Σ_n C[c,n] exp(s·Δ_c·A[c,n]) B[c,n]`, N damped complex exponentials)",
         relation="subset",
         relation_detail="a causal global depthwise convolution whose kernel is restricted to "
