@@ -163,6 +163,8 @@ def test_an_encoder_decoder_is_measured_in_both_stacks_at_each_stacks_common_len
     measures = circulant.measure_model(model, [batch])
     found = {(m.layer, m.causal, m.length, m.sequences) for m in measures}
     assert found == {("encoder.0.mixer", False, 7, 3), ("decoder.0.mixer", True, 8, 3)}
+    capped = circulant.measure_model(model, [batch, batch], samples=2)
+    assert {m.sequences for m in capped} == {2}
 
 
 def test_a_model_without_attention_is_an_error():

@@ -93,6 +93,9 @@ class _MeanMap:
     def __init__(self) -> None:
         self.count, self.total, self.energy = 0, None, None
 
+    def __len__(self) -> int:
+        return self.count
+
     def add(self, maps: Tensor) -> None:  # (B, H, n, n)
         maps = maps.double()
         total, energy = maps.sum(0), maps.pow(2).sum((0, -2, -1))
@@ -135,50 +138,78 @@ class HeadMeasure:
         return (1 - self.input_dependent) * self.shift_invariant
 
 
+def _hook_inputs(args: tuple, kwargs: dict) -> tuple[Tensor, Tensor]:
+    """(x, lengths) of a mixer call, lengths filled in when every sequence is full."""
+    x = args[0]  # (B, L, D)
+    lengths = args[1] if len(args) > 1 else kwargs.get("lengths")
+    if lengths is None:
+        lengths = torch.full((x.shape[0],), x.shape[1], dtype=torch.long)
+    return x, lengths
+
+
 @torch.no_grad()
-def measure_model(model: torch.nn.Module, batches: list[dict]) -> list[HeadMeasure]:
-    """Every attention head of ``model`` measured on the model inputs ``batches``."""
+def measure_model(
+    model: torch.nn.Module, batches: list[dict], *, samples: int = SAMPLES
+) -> list[HeadMeasure]:
+    """Every attention head of ``model``, measured on up to ``samples`` sequences of its
+    layer's most common true length among the model inputs ``batches``.
+
+    Two passes: the first counts the lengths each layer sees, the second averages the maps of
+    that length as the layers compute them, so no activations are kept.
+    """
     from globalconv.mixers.attention import Attention
 
+    if samples < 1:
+        raise ValueError(f"samples must be >= 1, got {samples}")
     layers = [(name, m) for name, m in model.named_modules() if isinstance(m, Attention)]
     if not layers:
         raise ValueError("the model has no attention layers to measure")
     model.eval()
-    seen: dict[str, list[tuple[Tensor, Tensor]]] = {name: [] for name, _ in layers}
 
-    def recorder(name: str):
+    def run_with(make_hook, done=lambda: False) -> None:
+        hooks = [m.register_forward_pre_hook(make_hook(n, m), with_kwargs=True) for n, m in layers]
+        try:
+            for inputs in batches:
+                model(**inputs)
+                if done():
+                    break
+        finally:
+            for hook in hooks:
+                hook.remove()
+
+    counts: dict[str, Counter] = {name: Counter() for name, _ in layers}
+
+    def counter(name: str, mixer: Attention):
         def hook(module, args, kwargs) -> None:
-            x = args[0]  # (B, L, D)
-            lengths = args[1] if len(args) > 1 else kwargs.get("lengths")
-            if lengths is None:
-                lengths = torch.full((x.shape[0],), x.shape[1], dtype=torch.long)
-            seen[name].append((x, lengths))
+            counts[name].update(int(n) for n in _hook_inputs(args, kwargs)[1])
 
         return hook
 
-    handles = [m.register_forward_pre_hook(recorder(n), with_kwargs=True) for n, m in layers]
-    try:
-        for inputs in batches:
-            model(**inputs)
-    finally:
-        for handle in handles:
-            handle.remove()
+    run_with(counter)
+    # the most common length of each layer; the longest on ties
+    length = {name: max(c, key=lambda k: (c[k], k)) for name, c in counts.items()}
+    mean_maps = {name: _MeanMap() for name, _ in layers}
 
+    def averager(name: str, mixer: Attention):
+        def hook(module, args, kwargs) -> None:
+            x, lengths = _hook_inputs(args, kwargs)
+            n, mean = length[name], mean_maps[name]
+            chosen = (lengths == n).nonzero()[:, 0][: samples - len(mean)]
+            if len(chosen):  # a sequence of true length n, alone, gives its n x n map
+                mean.add(mixer.attention_maps(x[chosen, :n]))
+
+        return hook
+
+    run_with(averager, done=lambda: all(len(m) >= samples for m in mean_maps.values()))
     measures = []
     for name, mixer in layers:
-        counts = Counter(int(n) for _, lengths in seen[name] for n in lengths)
-        n = max(counts, key=lambda k: (counts[k], k))  # most common length; longest on ties
-        mean = _MeanMap()
-        for x, lengths in seen[name]:
-            chosen = lengths == n
-            if chosen.any():  # a sequence of true length n, alone, gives its n x n map
-                mean.add(mixer.attention_maps(x[chosen, :n]))
+        mean = mean_maps[name]
         average = mean.mean()  # (H, n, n)
         circulant = shift_invariant_share(average, "circulant")
         toeplitz = shift_invariant_share(average, "toeplitz")
         dependent = mean.input_dependent()
         measures += [
-            HeadMeasure(name, h, n, mean.count, mixer.causal, float(circulant[h]),
+            HeadMeasure(name, h, length[name], len(mean), mixer.causal, float(circulant[h]),
                         float(toeplitz[h]), float(dependent[h]))
             for h in range(mixer.heads)
         ]  # fmt: skip
@@ -186,8 +217,8 @@ def measure_model(model: torch.nn.Module, batches: list[dict]) -> list[HeadMeasu
 
 
 def measure_run(run_dir: str | Path, *, samples: int = SAMPLES) -> list[HeadMeasure]:
-    """Every attention head of a trained run (config.json + model.safetensors), measured on the
-    first ``samples`` sequences of its task's test split."""
+    """Every attention head of a trained run (config.json + model.safetensors), measured on up
+    to ``samples`` sequences of each layer's most common length in its task's test split."""
     from globalconv import tasks
     from globalconv.kernels.plot import load_run
 
@@ -195,11 +226,10 @@ def measure_run(run_dir: str | Path, *, samples: int = SAMPLES) -> list[HeadMeas
         raise ValueError(f"samples must be >= 1, got {samples}")
     cfg, model = load_run(run_dir)
     test = tasks.build(cfg.task.name, cfg.task.params).splits()["test"]
-    index = torch.arange(min(samples, len(test)))
     L = test.inputs.shape[1]
-    per_batch = max(1, 2**22 // (L * L))  # bounds the (B, H, L, L) maps held at once
-    batches = [test.batch(chunk)[0] for chunk in index.split(per_batch)]
-    return measure_model(model, batches)
+    per_batch = max(1, 2**22 // (L * L))  # bounds the (B, H, L, L) maps made at once
+    batches = [test.batch(chunk)[0] for chunk in torch.arange(len(test)).split(per_batch)]
+    return measure_model(model, batches, samples=samples)
 
 
 # ---------------------------------------------------------------------------------------------
