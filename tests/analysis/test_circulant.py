@@ -84,6 +84,20 @@ def test_the_toeplitz_part_of_a_causal_map_is_causal_and_a_causal_conv_is_all_to
     )
 
 
+def test_the_uniform_share_is_1_for_averaging_1_over_L_for_a_permutation_and_within_both():
+    L = 16
+    torch.testing.assert_close(
+        circulant.uniform_share(torch.full((L, L), 1 / L, dtype=torch.float64)),
+        torch.tensor(1.0, dtype=torch.float64),
+    )
+    A = permutation_map(torch.randperm(L, generator=torch.Generator().manual_seed(1)))
+    assert circulant.uniform_share(A).item() == pytest.approx(1 / L)
+    maps = torch.rand(5, L, L, dtype=torch.float64)
+    uniform = circulant.uniform_share(maps)
+    for structure in ("circulant", "toeplitz"):
+        assert (uniform <= circulant.shift_invariant_share(maps, structure) + 1e-12).all()
+
+
 def test_bad_maps_are_errors():
     with pytest.raises(ValueError, match="square"):
         circulant.nearest(torch.rand(3, 4), "circulant")
@@ -145,6 +159,7 @@ def test_uniform_attention_is_a_fixed_map_circulant_only_when_bidirectional(caus
         else:
             assert m.structure == "circulant" and m.circulant == pytest.approx(1)
             assert m.toeplitz == pytest.approx(1) and m.fixed_share == pytest.approx(1)
+            assert m.uniform == pytest.approx(1)
 
 
 def test_an_encoder_decoder_is_measured_in_both_stacks_at_each_stacks_common_length():

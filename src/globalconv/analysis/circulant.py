@@ -13,6 +13,9 @@ model this module asks two questions of its maps over a test set:
   diagonal, 1 for uniform bidirectional averaging (a constant kernel is a global convolution).
   For a causal map the Toeplitz projection keeps the upper triangle at 0, so it is the nearest
   causal convolution.
+- **uniform share**: the part of Ā's energy in its constant part, plain averaging, which is
+  both circulant and Toeplitz and so is counted in both shares above: it tells a diffuse map,
+  shift-invariant because it is nearly flat, from a sharp one at fixed offsets.
 - **input-dependent share**: Σ_i ||A_i - Ā||² / Σ_i ||A_i||², the part of the per-input maps'
   energy that no fixed matrix reproduces (0 when every input gets the same map).
 
@@ -81,6 +84,14 @@ def shift_invariant_share(maps: Tensor, structure: Structure) -> Tensor:
     return nearest(maps, structure).pow(2).sum((-2, -1)) / energy
 
 
+def uniform_share(maps: Tensor) -> Tensor:
+    """Share of each (..., L, L) map's energy in its constant part (plain averaging, the
+    simplest shift-invariant map): L² mean(A)² / ||A||²; 1 for a uniform map, 1/L for a
+    permutation."""
+    L = maps.shape[-1]
+    return L * L * maps.mean((-2, -1)).pow(2) / maps.pow(2).sum((-2, -1))
+
+
 def input_dependent_share(maps: Tensor) -> Tensor:
     """Σ_i ||A_i - Ā||² / Σ_i ||A_i||² over the first dimension of (N, ..., L, L) maps."""
     spread = (maps - maps.mean(0)).pow(2).sum((0, -2, -1))
@@ -120,6 +131,7 @@ class HeadMeasure:
     circulant: float  # shift-invariant share of the mean map, circulant
     toeplitz: float  # ... Toeplitz (for causal maps: lower-triangular Toeplitz)
     input_dependent: float
+    uniform: float  # share of the mean map in its constant part (within both of the above)
 
     @property
     def structure(self) -> Structure:
@@ -208,9 +220,10 @@ def measure_model(
         circulant = shift_invariant_share(average, "circulant")
         toeplitz = shift_invariant_share(average, "toeplitz")
         dependent = mean.input_dependent()
+        uniform = uniform_share(average)
         measures += [
             HeadMeasure(name, h, length[name], len(mean), mixer.causal, float(circulant[h]),
-                        float(toeplitz[h]), float(dependent[h]))
+                        float(toeplitz[h]), float(dependent[h]), float(uniform[h]))
             for h in range(mixer.heads)
         ]  # fmt: skip
     return measures
@@ -338,7 +351,10 @@ def report_section(runs: list[RunLike], *, samples: int = SAMPLES) -> list:
             key: min(_mean(getattr(m, key) for m in hs) for hs in layer_heads.values())
             for key in ("shift_invariant", "fixed_share")
         }
-        mean = {k: _mean(getattr(m, k) for m in heads) for k in (*STRUCTURES, "input_dependent")}
+        mean = {
+            k: _mean(getattr(m, k) for m in heads)
+            for k in (*STRUCTURES, "uniform", "input_dependent")
+        }
         gap = _conv_gap(runs, task, layers)
         judgement = Judgement(
             task, layers, weakest["shift_invariant"], weakest["fixed_share"],
@@ -348,7 +364,7 @@ def report_section(runs: list[RunLike], *, samples: int = SAMPLES) -> list:
             judged.append(judgement)
         summary.append(
             [task, str(layers), str(len(measured)), heads[0].structure, pct(mean["circulant"]),
-             pct(mean["toeplitz"]), pct(mean["input_dependent"]),
+             pct(mean["toeplitz"]), pct(mean["uniform"]), pct(mean["input_dependent"]),
              f"{pct(judgement.shift_invariant)}: {word(judgement.by_structure)}",
              f"{pct(judgement.fixed)}: {word(judgement.by_fixed_map)}",
              "-" if gap is None else f"`global_conv` {gap[0]}",
@@ -357,7 +373,7 @@ def report_section(runs: list[RunLike], *, samples: int = SAMPLES) -> list:
         run, ms = measured[0]
         detail += [
             [task, run.path.name, m.layer.removesuffix(".mixer"), str(m.head),
-             f"{m.length} ({m.sequences})", pct(m.circulant), pct(m.toeplitz),
+             f"{m.length} ({m.sequences})", pct(m.circulant), pct(m.toeplitz), pct(m.uniform),
              pct(m.input_dependent), pct(m.fixed_share)]
             for m in ms
         ]  # fmt: skip
@@ -368,8 +384,10 @@ def report_section(runs: list[RunLike], *, samples: int = SAMPLES) -> list:
             f"{samples} test sequences (of the most common length), and the share of its "
             "energy that the nearest circulant matrix (the seed's circular convolution: the map "
             "averaged along its wrapped diagonals) or Toeplitz matrix (a zero-padded or causal "
-            "convolution: averaged along its diagonals) keeps; uniform averaging counts as "
-            "shift-invariant, since it is a convolution with a constant kernel. The "
+            "convolution: averaged along its diagonals) keeps. Plain averaging is shift-invariant "
+            "(a convolution with a constant kernel), so the uniform column gives the part of "
+            "both that the map's constant part alone accounts for: a diffuse map scores high "
+            "everywhere, a sharp one only where its offsets are fixed. The "
             "input-dependent share is the spread of the per-input maps around that mean, as a "
             "share of their energy; the "
             "fixed-map share is what one fixed shift-invariant matrix reproduces of the per-input "
