@@ -238,9 +238,10 @@ def judgement(task, shift, fixed, wins):
 def test_the_agreement_paragraph_counts_both_predictions_and_names_the_cases():
     text = circulant.agreement(
         [judgement("a", 0.8, 0.2, True), judgement("b", 0.2, 0.1, False),
-         judgement("c", 0.9, 0.7, False)]
+         circulant.Judgement("c", 2, 0.9, 0.7, False, uniform=0.1, mean_shift_invariant=0.9)]
     )  # fmt: skip
     assert "structure predicts 2 of 3 verdicts, the fixed-map share 1 of 3" in text
     assert "matches or beats attention on a, attention's maps still vary" in text
     assert "falls short (b)" in text and "On c the mean maps are shift-invariant" in text
+    assert "c (uniform 10% of 90%: sharp, at fixed offsets)" in text
     assert "cannot be set beside a verdict" in circulant.agreement([])

@@ -312,6 +312,13 @@ class Judgement:
     shift_invariant: float  # weakest layer's mean shift-invariant share of the mean maps
     fixed: float  # weakest layer's mean fixed-map share of the per-input maps
     conv_wins: bool  # global_conv matches or beats attention
+    uniform: float = 0.0  # mean over heads of the uniform share
+    mean_shift_invariant: float = 0.0  # mean over heads of the shift-invariant share
+
+    @property
+    def diffuse(self) -> bool:
+        """Most of the maps' shift-invariant part is their constant part: near-even averaging."""
+        return self.uniform >= 0.5 * self.mean_shift_invariant
 
     @property
     def by_structure(self) -> bool:  # predicted replaceable from the mean maps' structure
@@ -358,7 +365,8 @@ def report_section(runs: list[RunLike], *, samples: int = SAMPLES) -> list:
         gap = _conv_gap(runs, task, layers)
         judgement = Judgement(
             task, layers, weakest["shift_invariant"], weakest["fixed_share"],
-            gap is not None and gap[1],
+            gap is not None and gap[1], mean["uniform"],
+            _mean(m.shift_invariant for m in heads),
         )  # fmt: skip
         if gap is not None:
             judged.append(judgement)
@@ -472,6 +480,17 @@ def agreement(judged: list[Judgement]) -> str:
             + ", ".join(j.task for j in recall_like)
             + "), attention's maps are not shift-invariant even on average: the positions a "
             "token reads are not a fixed offset away, which no shift-invariant map reproduces."
+        )
+    structured = [j for j in judged if j.by_structure]
+    if structured:
+        describe = lambda j: (  # noqa: E731
+            f"{j.task} (uniform {100 * j.uniform:.0f}% of {100 * j.mean_shift_invariant:.0f}%: "
+            + ("near-even averaging)" if j.diffuse else "sharp, at fixed offsets)")
+        )
+        text += (
+            " How much of the shift-invariant part is plain averaging: "
+            + "; ".join(describe(j) for j in structured)
+            + "."
         )
     surprising = [j for j in judged if not j.conv_wins and j.by_structure]
     if surprising:
