@@ -182,6 +182,37 @@ def test_an_encoder_decoder_is_measured_in_both_stacks_at_each_stacks_common_len
     assert {m.sequences for m in capped} == {2}
 
 
+def test_lengths_a_model_changes_on_the_way_are_counted_by_running_it():
+    """Lengths are read from the batch when the layers get the batch's own tensor; a model
+    that passes a copy is run instead, with the same result."""
+
+    class Copying(torch.nn.Module):
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, inputs, lengths):
+            return self.inner(inputs, lengths.clone())
+
+    torch.manual_seed(0)
+    model = Transformer(
+        ModelConfig(mixer="attention", d_model=8, n_layers=1, mixer_options={"heads": 2}),
+        max_len=8, num_outputs=3, vocab_size=5,
+    )  # fmt: skip
+    batches = [
+        {"inputs": torch.randint(0, 5, (3, 8)), "lengths": torch.tensor([8, 5, 5])},
+        {"inputs": torch.randint(0, 5, (3, 8)), "lengths": torch.tensor([5, 8, 5])},
+    ]
+    direct = circulant.measure_model(model, batches)
+    copied = circulant.measure_model(Copying(model), batches)
+    assert [(m.length, m.sequences) for m in direct] == [(5, 4), (5, 4)]
+    for a, b in zip(direct, copied, strict=True):
+        assert b.layer == "inner." + a.layer
+        assert (a.length, a.sequences, a.circulant, a.input_dependent) == pytest.approx(
+            (b.length, b.sequences, b.circulant, b.input_dependent)
+        )
+
+
 def test_a_model_without_attention_is_an_error():
     model = Transformer(
         ModelConfig(mixer="global_conv", d_model=8, n_layers=1), max_len=6, num_outputs=2,

@@ -159,6 +159,46 @@ def _hook_inputs(args: tuple, kwargs: dict) -> tuple[Tensor, Tensor]:
     return x, lengths
 
 
+def _length_counts(model, layers, batches, run_with) -> dict[str, Counter]:
+    """The true lengths each attention layer sees over ``batches``, by name."""
+    probe = {k: v[:2] if isinstance(v, Tensor) else v for k, v in batches[0].items()}
+    source: dict[str, str | int | None] = {}  # batch key of the lengths, or the full length
+
+    def tracer(name: str, mixer):
+        def hook(module, args, kwargs) -> None:
+            given = args[1] if len(args) > 1 else kwargs.get("lengths")
+            keys = [k for k, v in probe.items() if v is given]
+            source[name] = args[0].shape[1] if given is None else (keys[0] if keys else None)
+
+        return hook
+
+    handles = [m.register_forward_pre_hook(tracer(n, m), with_kwargs=True) for n, m in layers]
+    try:
+        model(**probe)
+    finally:
+        for handle in handles:
+            handle.remove()
+    counts = {name: Counter() for name, _ in layers}
+    if all(source.get(name) is not None for name, _ in layers):
+        for name, where in source.items():
+            for inputs in batches:
+                if isinstance(where, int):  # no lengths: every sequence is full
+                    rows = next(v for v in inputs.values() if isinstance(v, Tensor))
+                    counts[name][where] += rows.shape[0]
+                else:
+                    counts[name].update(int(n) for n in inputs[where])
+        return counts
+
+    def counter(name: str, mixer):  # the model changes lengths on the way: run it
+        def hook(module, args, kwargs) -> None:
+            counts[name].update(int(n) for n in _hook_inputs(args, kwargs)[1])
+
+        return hook
+
+    run_with(counter)
+    return counts
+
+
 @torch.no_grad()
 def measure_model(
     model: torch.nn.Module, batches: list[dict], *, samples: int = SAMPLES
@@ -166,8 +206,9 @@ def measure_model(
     """Every attention head of ``model``, measured on up to ``samples`` sequences of its
     layer's most common true length among the model inputs ``batches``.
 
-    Two passes: the first counts the lengths each layer sees, the second averages the maps of
-    that length as the layers compute them, so no activations are kept.
+    The lengths each layer sees are counted first (read from the batches when a probe shows
+    which length tensor reaches the layer, by a forward pass otherwise); then one pass averages
+    the maps of that length as the layers compute them, so no activations are kept.
     """
     from globalconv.mixers.attention import Attention
 
@@ -189,15 +230,7 @@ def measure_model(
             for hook in hooks:
                 hook.remove()
 
-    counts: dict[str, Counter] = {name: Counter() for name, _ in layers}
-
-    def counter(name: str, mixer: Attention):
-        def hook(module, args, kwargs) -> None:
-            counts[name].update(int(n) for n in _hook_inputs(args, kwargs)[1])
-
-        return hook
-
-    run_with(counter)
+    counts = _length_counts(model, layers, batches, run_with)
     # the most common length of each layer; the longest on ties
     length = {name: max(c, key=lambda k: (c[k], k)) for name, c in counts.items()}
     mean_maps = {name: _MeanMap() for name, _ in layers}
