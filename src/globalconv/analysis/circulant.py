@@ -5,7 +5,7 @@ A global convolution mixes tokens with a fixed shift-invariant matrix: circulant
 (M[t, j] = W[(j - t) mod L]) for the seed's circular operator, Toeplitz (M[t, j] = W[j - t],
 lower triangular when causal) for the zero-padded and causal ones. Attention mixes with
 A = softmax(Q K^T / sqrt(d)), recomputed for every input. For each head of a trained attention
-model this module asks two questions of its maps over a test set:
+model this module measures its maps over a test set:
 
 - **shift-invariant share** of the mean map Ā: ||P(Ā)||² / ||Ā||², where P is the orthogonal
   projection onto circulant (or Toeplitz) matrices, the average along each wrapped (or plain)
@@ -27,7 +27,9 @@ attention's values and output projection (the conv's per-channel kernels have no
 in a head's single map) and every later layer's interaction with this one.
 
 Sequences of different true lengths give maps of different sizes, so each layer's maps are
-averaged over the test sequences of its most common true length.
+averaged over the test sequences of its most common true length. ``report_section`` sets the
+shares beside each task's verdict (the trained ``global_conv`` against attention) with two
+predictions: from the mean maps' structure, and from the fixed-map share.
 """
 
 from __future__ import annotations
