@@ -52,6 +52,7 @@ def test_report_builds_with_valid_pngs_and_self_contained_html(runs_dir, tmp_pat
         assert src.startswith("data:image/png;base64,")
         assert base64.b64decode(src.split(",", 1)[1])[:8] == PNG_MAGIC
     assert "The answer, point by point" in md and "Zoology" in md and "54.39" in md
+    assert "How circulant is trained attention?" in md and "Has this been studied?" in md
 
 
 def test_benchmark_results_become_plots_and_a_table(runs_dir, tmp_path):

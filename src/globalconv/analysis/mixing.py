@@ -42,13 +42,6 @@ def circulant(kernel: Tensor, skip: Tensor | None = None) -> Tensor:
     return M
 
 
-@torch.no_grad()
 def attention_weights(mixer: TokenMixer, x: Tensor) -> Tensor:
     """(H, L, L) softmax attention weights of an ``attention`` mixer on one sequence x (L, D)."""
-    L, D = x.shape
-    heads = mixer.heads
-    q, k, _ = mixer.qkv(x).view(L, 3, heads, D // heads).permute(1, 2, 0, 3)
-    scores = q @ k.transpose(-1, -2) / (D // heads) ** 0.5
-    if mixer.causal:
-        scores = scores.masked_fill(~torch.ones(L, L, dtype=torch.bool).tril(), float("-inf"))
-    return scores.softmax(-1)
+    return mixer.attention_maps(x[None])[0]

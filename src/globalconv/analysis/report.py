@@ -25,6 +25,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
 from globalconv import mixers  # noqa: E402
+from globalconv.analysis import circulant, literature  # noqa: E402
 from globalconv.analysis import flops as flop_counts  # noqa: E402
 from globalconv.analysis import verdicts  # noqa: E402
 from globalconv.analysis.document import (  # noqa: E402
@@ -237,6 +238,8 @@ def build_report(root: Path, out: Path, *, width: int = 256, reference: Path | N
     pictures = mixing_section(runs, out)
     if pictures:
         doc.add(Heading("What the mixers learned"), *pictures)
+    doc.add(*circulant.report_section(runs))
+    doc.add(*literature.section(width))
     doc.add(Heading("The literature beside these numbers"), literature_table())
     doc.add(Heading("The runs"), runs_table(everything, root))
     io.write_text(out / "report.md", doc.markdown(out))

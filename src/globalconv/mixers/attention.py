@@ -60,6 +60,25 @@ class Attention(TokenMixer):
         keep = valid_mask(lengths, L, x.device)
         return y if keep is None else y * keep
 
+    @torch.no_grad()
+    def attention_maps(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
+        """(B, H, L, L) softmax weights A[b, h, t, j] with which output t reads value j.
+
+        Computed explicitly (the forward's fused kernel never forms them), with the forward's
+        masks: padded keys get weight 0 and rows t >= n are 0. For analysis, not training.
+        """
+        B, L, D = x.shape
+        q, k, _ = self.qkv(x).view(B, L, 3, self.heads, D // self.heads).permute(2, 0, 3, 1, 4)
+        scores = q @ k.transpose(-1, -2) / (D // self.heads) ** 0.5  # (B, H, L, L)
+        allowed = torch.ones(L, L, dtype=torch.bool, device=x.device)
+        if self.causal:
+            allowed = allowed.tril()
+        keep = valid_mask(lengths, L, x.device)  # (B, L, 1)
+        if keep is not None:
+            allowed = allowed & keep.transpose(1, 2)[:, None]  # keys j < n
+        maps = scores.masked_fill(~allowed, float("-inf")).softmax(-1)
+        return maps if keep is None else maps * keep[:, None]  # queries t < n
+
     def state_size(self, L: int) -> int | None:
         return 2 * L * self.d_model if self.causal else None  # the key-value cache
 
