@@ -288,7 +288,7 @@ class RunLike(Protocol):  # the report's Run
     path: Path
 
     @property
-    def task(self) -> str: ...
+    def label(self) -> str: ...
     @property
     def mixer(self) -> str: ...
     @property
@@ -304,12 +304,12 @@ def _conv_gap(runs: list[RunLike], task: str, layers: int) -> tuple[str, bool] |
     import statistics
 
     def scores(mixer: str) -> list[float]:
-        return [r.score for r in runs if (r.task, r.layers, r.mixer) == (task, layers, mixer)]
+        return [r.score for r in runs if (r.label, r.layers, r.mixer) == (task, layers, mixer)]
 
     ref, conv = scores("attention"), scores("global_conv")
     if not ref or not conv:
         return None
-    higher = next(r for r in runs if r.task == task).higher_is_better
+    higher = next(r for r in runs if r.label == task).higher_is_better
     gap = statistics.fmean(conv) - statistics.fmean(ref)
     gap = gap if higher else -gap  # > 0: the convolution is better
     spread = [statistics.stdev(s) for s in (ref, conv) if len(s) > 1]
@@ -376,9 +376,9 @@ def report_section(runs: list[RunLike], *, samples: int = SAMPLES) -> list:
     if not trained:
         return []
     groups: dict[tuple[str, int], list[tuple[RunLike, list[HeadMeasure]]]] = {}
-    for run in sorted(trained, key=lambda r: (r.task, r.layers, str(r.path))):
+    for run in sorted(trained, key=lambda r: (r.label, r.layers, str(r.path))):
         measured = (run, measure_run(run.path, samples=samples))
-        groups.setdefault((run.task, run.layers), []).append(measured)
+        groups.setdefault((run.label, run.layers), []).append(measured)
     pct = lambda v: f"{100 * v:.0f}%"  # noqa: E731
     word = lambda replaceable: "replaceable" if replaceable else "not"  # noqa: E731
     summary, detail, judged = [], [], []

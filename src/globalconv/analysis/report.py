@@ -25,9 +25,12 @@ import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
 from globalconv import mixers  # noqa: E402
-from globalconv.analysis import circulant, literature  # noqa: E402
+from globalconv.analysis import (  # noqa: E402
+    circulant,
+    literature,
+    verdicts,
+)
 from globalconv.analysis import flops as flop_counts  # noqa: E402
-from globalconv.analysis import verdicts  # noqa: E402
 from globalconv.analysis.document import (  # noqa: E402
     Bullets,
     Document,
