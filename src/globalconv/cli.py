@@ -112,6 +112,7 @@ COMMAND_MODULES: list[str] = [
     "globalconv.analysis.report",
     "globalconv.analysis.bench_op",
     "globalconv.analysis.bench_mixers",
+    "globalconv.analysis.bench_train",
 ]
 
 
