@@ -113,6 +113,7 @@ COMMAND_MODULES: list[str] = [
     "globalconv.analysis.bench_op",
     "globalconv.analysis.bench_mixers",
     "globalconv.analysis.bench_train",
+    "globalconv.analysis.bench_gpu",
 ]
 
 
