@@ -123,6 +123,8 @@ def measure_pair(
     for variant in variants:
         step, tokens = harness_step(_config(task, mixer, VARIANTS[variant]))
         if variant == "compiled":
+            # a fresh start per model: past dynamo's recompile limit it would silently run eager
+            torch._dynamo.reset()
             start = time.perf_counter()
             step()  # compiles the model: timed apart, not in the rounds
             compile_seconds[variant] = time.perf_counter() - start
