@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-all lint format bench clean
+.PHONY: run test test-all lint format bench bench-gpu clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,10 @@ format: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/globalconv bench op
+
+# On a machine with one CUDA GPU: op, mixers, FlashFFTConv and the quick suite (~8 min) -> runs/gpu
+bench-gpu: $(STAMP)
+	$(BIN)/globalconv bench gpu --out runs/gpu
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info

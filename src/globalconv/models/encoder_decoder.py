@@ -26,10 +26,12 @@ from torch import Tensor, nn
 
 from globalconv import mixers
 from globalconv.config import ModelConfig
+from globalconv.models.dropout import Dropout
 from globalconv.models.transformer import (
     Block,
     CrossAttention,
     FeedForward,
+    select_positions,
     sinusoidal_positions,
     token_embedding,
 )
@@ -48,7 +50,7 @@ class Embedding(nn.Module):
             self.pos_embed = nn.Parameter(torch.randn(max_len, D) * 0.02)
         elif self.positions == "sinusoidal":
             self.register_buffer("pos_table", sinusoidal_positions(max_len, D), persistent=False)
-        self.dropout = nn.Dropout(cfg.dropout)
+        self.dropout = Dropout(cfg.dropout)
 
     def forward(self, ids: Tensor) -> Tensor:
         L = ids.shape[1]
@@ -123,11 +125,12 @@ class EncoderDecoder(nn.Module):
         memory: Tensor,
         memory_lengths: Tensor | None = None,
         decoder_lengths: Tensor | None = None,
-    ) -> Tensor:  # (B, T, num_outputs)
+        positions: Tensor | None = None,
+    ) -> Tensor:  # (B, T, num_outputs), or (S, num_outputs) at flat indices positions into B*T
         y = self.decoder_embed(decoder_inputs)
         for block in self.decoder:
             y = block(y, decoder_lengths, memory=memory, memory_lengths=memory_lengths)
-        return self.head(self.decoder_norm(y))
+        return self.head(select_positions(self.decoder_norm(y), positions))
 
     def forward(
         self,
@@ -135,13 +138,14 @@ class EncoderDecoder(nn.Module):
         lengths: Tensor | None = None,
         decoder_inputs: Tensor | None = None,
         decoder_lengths: Tensor | None = None,
+        positions: Tensor | None = None,
     ) -> Tensor:
         if decoder_inputs is None:
             raise ValueError(
                 "the encoder-decoder needs decoder_inputs (BOS + the target shifted right)"
             )
         memory = self.encode(inputs, lengths)
-        return self.decode(decoder_inputs, memory, lengths, decoder_lengths)
+        return self.decode(decoder_inputs, memory, lengths, decoder_lengths, positions)
 
     def num_params(self) -> int:
         return sum(p.numel() for p in self.parameters())

@@ -21,6 +21,7 @@ from torch import Tensor, nn
 
 from globalconv import mixers
 from globalconv.config import ModelConfig
+from globalconv.models.dropout import Dropout
 
 Head = Literal["sequence", "token"]
 
@@ -33,7 +34,7 @@ class FeedForward(nn.Module):
         self.up = nn.Linear(d_model, d_ff)
         self.down = nn.Linear(d_ff, d_model)
         self.activation = {"relu": F.relu, "gelu": F.gelu}[activation]
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
 
     def forward(self, x: Tensor) -> Tensor:  # (B, L, D)
         return self.down(self.dropout(self.activation(self.up(x))))
@@ -97,7 +98,7 @@ class Block(nn.Module):
         self.norms = nn.ModuleList(
             nn.LayerNorm(d_model) for _ in range(3 if cross_attention else 2)
         )
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
 
     def _sublayer(self, x: Tensor, norm: nn.LayerNorm, fn) -> Tensor:
         if self.pre_norm:
@@ -143,6 +144,13 @@ def sinusoidal_positions(length: int, d_model: int) -> Tensor:
     return pe
 
 
+def select_positions(x: Tensor, positions: Tensor | None) -> Tensor:
+    """(B, L, D) -> (S, D) rows at flat indices ``positions`` into B*L; all of x when None."""
+    if positions is None:
+        return x
+    return x.reshape(-1, x.shape[-1]).index_select(0, positions)
+
+
 class Transformer(nn.Module):
     """Embedding, positions, N blocks, and a sequence- or token-level head.
 
@@ -185,7 +193,7 @@ class Transformer(nn.Module):
             self.pos_embed = nn.Parameter(torch.randn(max_len, D) * 0.02)
         elif self.positions == "sinusoidal":
             self.register_buffer("pos_table", sinusoidal_positions(max_len, D), persistent=False)
-        self.dropout = nn.Dropout(cfg.dropout)
+        self.dropout = Dropout(cfg.dropout)
         d_ff = cfg.resolved_d_ff()
         self.blocks = nn.ModuleList(
             Block(
@@ -233,10 +241,17 @@ class Transformer(nn.Module):
             x = block(x, lengths)
         return self.final_norm(x)
 
-    def forward(self, inputs: Tensor, lengths: Tensor | None = None) -> Tensor:
+    def forward(
+        self, inputs: Tensor, lengths: Tensor | None = None, positions: Tensor | None = None
+    ) -> Tensor:
+        """positions: (S,) int64 indices into the flattened (B*L) positions of a token head;
+        the head is then computed at those positions alone and the result is (S, C). A task
+        that scores a few positions (MQAR's queries) skips the head everywhere else."""
         x = self.features(inputs, lengths)
         if self.head_kind == "token":
-            return self.head(x)  # (B, L, C)
+            return self.head(select_positions(x, positions))  # (B, L, C) or (S, C)
+        if positions is not None:
+            raise ValueError("positions selects token-head outputs; this model has a sequence head")
         if lengths is None:
             pooled = x.mean(1)
         else:

@@ -76,6 +76,30 @@ def loss_and_counts(logits: torch.Tensor, targets: torch.Tensor) -> tuple[torch.
     return loss, int(scored.sum()), correct
 
 
+def scored_positions(targets: torch.Tensor) -> torch.Tensor | None:
+    """Flat indices (into B*L) of the scored targets of a per-position batch; None when every
+    position is scored or targets are per sequence. The model's head then runs only there."""
+    if targets.dim() < 2:
+        return None
+    index = (targets.reshape(-1) != IGNORE_INDEX).nonzero().squeeze(1)  # (S,)
+    return None if len(index) == targets.numel() else index
+
+
+def _forward_scored(
+    model: nn.Module, model_inputs: dict, targets: torch.Tensor, device: str
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Logits (S, C) and targets (S,) at the scored positions (all of them: (B*L, C))."""
+    positions = scored_positions(targets)
+    inputs = to_device(model_inputs, device)
+    flat = targets.reshape(-1)
+    if positions is None:
+        logits = model(**inputs)
+    else:
+        flat = flat[positions]
+        logits = model(**inputs, positions=positions.to(device))
+    return logits.reshape(-1, logits.shape[-1]), flat.to(device)
+
+
 def _autocast(device: str, precision: str):
     kind = torch.device(device).type
     return torch.autocast(kind, dtype=torch.bfloat16, enabled=precision == "bf16")
@@ -107,8 +131,8 @@ def evaluate(
         index = torch.arange(start, min(start + batch_size, hi))
         model_inputs, targets = split.batch(index)
         with _autocast(device, precision):
-            logits = model(**to_device(model_inputs, device))
-        loss, scored, correct = loss_and_counts(logits, targets.to(device))
+            logits, flat = _forward_scored(model, model_inputs, targets, device)
+        loss, scored, correct = loss_and_counts(logits, flat)
         totals += torch.tensor([float(loss), scored, correct], dtype=torch.float64, device=device)
     loss_sum, scored, correct = dist.all_sum(totals).tolist()
     model.train(was_training)
@@ -419,32 +443,34 @@ class _Run:
         factor = lr_factor(step, tc)
         set_lr(self.optimizer, factor)
         self.optimizer.zero_grad(set_to_none=True)
-        micro_batches = dist.shard(self.order.indices(step)).chunk(tc.grad_accum)
-        loss_sum, scored, tokens = 0.0, 0, 0
+        train_split = self.splits["train"]
+        batch_index = self.order.indices(step)
+        # every process draws the same global batch, so each knows how many targets it scores;
+        # DDP averages gradients over processes, so this scale makes them the batch mean's
+        batch_scored = int((train_split.targets[batch_index] != IGNORE_INDEX).sum())
+        scale = dist.world_size / max(batch_scored, 1)
+        micro_batches = dist.shard(batch_index).chunk(tc.grad_accum)
+        loss_sum, tokens = 0.0, 0
         for i, index in enumerate(micro_batches):
-            model_inputs, targets = self.splits["train"].batch(index)
+            model_inputs, targets = train_split.batch(index)
             last = i == len(micro_batches) - 1
             # gradients are averaged over processes once, after the last micro-batch
             with self.ddp.no_sync() if self.ddp is not None and not last else nullcontext():
                 with _autocast(self.device, tc.precision):
-                    logits = self.train_model(**to_device(model_inputs, self.device))
-                logits = logits.reshape(-1, logits.shape[-1]).float()
-                flat = targets.reshape(-1).to(self.device)
-                # summed, not averaged: the mean over the whole global batch comes below
-                loss = F.cross_entropy(logits, flat, ignore_index=IGNORE_INDEX, reduction="sum")
-                loss.backward()
+                    logits, flat = _forward_scored(
+                        self.train_model, model_inputs, targets, self.device
+                    )
+                loss = F.cross_entropy(
+                    logits.float(), flat, ignore_index=IGNORE_INDEX, reduction="sum"
+                )
+                (loss * scale).backward()
             loss_sum += float(loss.detach())
-            scored += int((flat != IGNORE_INDEX).sum())
             inputs = model_inputs["inputs"]
             tokens += int(inputs.shape[0] * inputs.shape[1])
-        local = [loss_sum, scored, tokens, float(stop.requested is not None)]
+        local = [loss_sum, tokens, float(stop.requested is not None)]
         totals = dist.all_sum(torch.tensor(local, dtype=torch.float64, device=self.device))
-        loss_sum, scored, tokens, stops = totals.tolist()
-        # DDP averaged the processes' summed gradients; make it the gradient of the batch mean
-        scale = dist.world_size / max(scored, 1.0)
-        for p in self.model.parameters():
-            if p.grad is not None:
-                p.grad.mul_(scale)
+        loss_sum, tokens, stops = totals.tolist()
+        scored = float(batch_scored)
         grad_norm = None
         if tc.grad_clip is not None:
             grad_norm = float(torch.nn.utils.clip_grad_norm_(self.model.parameters(), tc.grad_clip))

@@ -133,7 +133,11 @@ def build_optimizer(model: nn.Module, tc: TrainConfig) -> torch.optim.AdamW:
     groups = parameter_groups(
         model, tc.weight_decay, lr=tc.lr, kernel_weight_decay=tc.kernel_weight_decay
     )
-    return torch.optim.AdamW(groups, lr=tc.lr, betas=tc.betas, eps=tc.eps)
+    # one fused kernel for every tensor: torch's default on CPU is a Python loop over tensors
+    fused = all(
+        p.device.type in ("cpu", "cuda") and p.is_floating_point() for p in model.parameters()
+    )
+    return torch.optim.AdamW(groups, lr=tc.lr, betas=tc.betas, eps=tc.eps, fused=fused)
 
 
 def describe_groups(optimizer: torch.optim.Optimizer) -> list[dict[str, Any]]:
