@@ -216,6 +216,7 @@ def test_autoencoder_reads_only_the_last_position():
     task = tasks.build("mad_compression", dict(FEW, seq_len=12, vocab_size=6))
     model = build_model(ModelConfig(d_model=16, n_layers=1, dropout=0.0), task.spec)
     assert isinstance(model, AutoEncoder)
+    torch.manual_seed(0)
     features = torch.randn(2, 12, 16)
     model.features = lambda inputs, lengths=None: features
     ids = torch.zeros(2, 12, dtype=torch.long)
@@ -223,7 +224,7 @@ def test_autoencoder_reads_only_the_last_position():
     assert out.shape == (2, 12, 6)
     features[:, :-1] += 1.0  # anything but the last position: no effect
     torch.testing.assert_close(model(ids), out)
-    features[:, -1] += 1.0
+    features[:, -1] += torch.randn(16)  # not a constant: the decoder's first LayerNorm drops it
     assert not torch.allclose(model(ids), out)
     short = model(ids, lengths=torch.tensor([12, 5]))  # a shorter sequence's last true position
     torch.testing.assert_close(short[0], model(ids)[0])
@@ -299,3 +300,27 @@ def test_default_generation_is_deterministic_numpy():
     a = tasks.build("mad_selective_copy", dict(FEW, num_test=5)).splits()["test"].inputs
     b = tasks.build("mad_selective_copy", dict(FEW, num_test=5)).splits()["test"].inputs
     assert torch.equal(a, b) and np.ptp(a.numpy()) > 0
+
+
+MAD = ["mad_recall", "mad_noisy_recall", "mad_fuzzy_recall", "mad_selective_copy"]
+MAD += ["mad_compression", "mad_memorization"]
+
+
+@pytest.mark.parametrize("name", MAD)
+def test_own_validation_split_leaves_training_at_mads_size_and_blocks_carving(name):
+    from globalconv.tasks.common import carve_validation
+
+    small = dict(num_train=50, num_test=20)
+    splits = tasks.build(name, dict(small, num_valid=30)).splits()
+    assert len(splits["valid"]) == 30 and len(splits["train"]) == small["num_train"]
+    without = tasks.build(name, dict(small, num_valid=0)).splits()
+    assert torch.equal(without["train"].inputs, splits["train"].inputs)  # its own stream
+    assert carve_validation(splits, 0.2, seed=0)["train"] is splits["train"]
+    assert tasks.get(name).Params().num_valid == 1_280
+
+
+def test_recall_validation_is_scored_like_test_not_like_training():
+    splits = tasks.build("mad_fuzzy_recall", dict(num_train=20, num_valid=40, num_test=40)).splits()
+    for name in ("valid", "test"):
+        assert (splits[name].targets == IGNORE_INDEX).float().mean() > 0.5
+    assert (splits["train"].targets != IGNORE_INDEX).all()

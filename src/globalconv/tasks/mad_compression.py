@@ -17,6 +17,9 @@ settings: vocabulary 16, length 32, 12,800 training and 1,280 test examples; MAD
 vocabulary 32-128, length 64-256 and training set 800-6,400. Left out: MAD's noise option
 (its generator computes the noisy targets but returns the clean ones, and its benchmark keeps
 noise off). The floor is the default one, the most frequent training target.
+
+A validation split of 1,280 (MAD has none) is generated like test from its own stream,
+so the training set keeps MAD's size (one of its difficulty settings) and is never carved.
 """
 
 from __future__ import annotations
@@ -31,6 +34,9 @@ from globalconv.tasks.common import SyntheticParams, drop_leaks, rng, sizes, spl
 class CompressionParams(SyntheticParams):
     num_train: int = Field(12_800, ge=1, description="training examples (MAD: 12,800)")
     num_test: int = Field(1_280, ge=1, description="test examples (MAD: 1,280)")
+    num_valid: int = Field(
+        1_280, ge=0, description="validation examples, made like test (MAD: none)"
+    )
     vocab_size: int = Field(16, ge=2, description="data symbols + the compression token")
     seq_len: int = Field(32, ge=2, description="sequence length, compression token included")
 

@@ -25,6 +25,9 @@ its noise option (off in MAD's benchmark). Difference: MAD places the probe pair
 token offset and, when the sequence fills before reaching it, can end on a query whose key was
 never shown; here the probe pair is placed at a random slot among the pairs, so it always is.
 
+A validation split of 1,280 (MAD has none) is generated like test from its own stream,
+so the training set keeps MAD's size (one of its difficulty settings) and is never carved.
+
 The fair floor: emitting a random one of the distinct value motifs shown before, scored per
 token, computed exactly on the test split.
 """
@@ -41,6 +44,9 @@ from globalconv.tasks.common import SyntheticParams, drop_leaks, rng, sizes, spl
 class FuzzyRecallParams(SyntheticParams):
     num_train: int = Field(12_800, ge=1, description="training examples (MAD: 12,800)")
     num_test: int = Field(1_280, ge=1, description="test examples (MAD: 1,280)")
+    num_valid: int = Field(
+        1_280, ge=0, description="validation examples, made like test (MAD: none)"
+    )
     vocab_size: int = Field(16, ge=4, description="all tokens: keys, values and padding")
     seq_len: int = Field(128, ge=4, description="input length, left-padded")
     k_motif_size: int = Field(3, ge=1, description="most tokens in a key (valid/test: exactly)")

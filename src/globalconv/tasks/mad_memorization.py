@@ -18,6 +18,9 @@ vocabulary 512-8192 with the same 256 training examples, so at its larger sizes 
 never occur in training and no model can answer them. Left out: MAD's noise option (off in
 MAD's benchmark).
 
+A validation split of 1,280 (MAD has none) is generated like test from its own stream,
+so the training set keeps MAD's size (one of its difficulty settings) and is never carved.
+
 Leaks: train and test share the map by design, so every test fact is (almost surely) a
 training fact, and that is what is measured. Removing training sequences equal to a test
 sequence would remove nothing a model could not score by knowing the map anyway, and at short
@@ -39,6 +42,9 @@ from globalconv.tasks.common import SyntheticParams, rng, sizes, split_numpy
 class MemorizationParams(SyntheticParams):
     num_train: int = Field(256, ge=1, description="training examples (MAD: 256)")
     num_test: int = Field(1_280, ge=1, description="test examples (MAD: 1,280)")
+    num_valid: int = Field(
+        1_280, ge=0, description="validation examples, made like test (MAD: none)"
+    )
     vocab_size: int = Field(256, ge=3, description="keys, values and the insert token")
     seq_len: int = Field(32, ge=2, description="sequence length; seq_len // 2 keys")
 

@@ -24,6 +24,9 @@ Left out: MAD's single-query variant (a copy-prefix token before one final query
 MAD's generator can, in the rare sequence whose slots are all noise, fail to draw a probe; here
 one slot before the probe is always a pair.
 
+A validation split of 1,280 (MAD has none) is generated like test from its own stream,
+so the training set keeps MAD's size (one of its difficulty settings) and is never carved.
+
 The fair floor: answering a random one of the distinct values shown so far (about
 1 / (S/2) once the context has shown every value), computed exactly on the test split.
 """
@@ -40,6 +43,9 @@ from globalconv.tasks.common import SyntheticParams, drop_leaks, rng, sizes, spl
 class RecallParams(SyntheticParams):
     num_train: int = Field(12_800, ge=1, description="training examples (MAD: 12,800)")
     num_test: int = Field(1_280, ge=1, description="test examples (MAD: 1,280)")
+    num_valid: int = Field(
+        1_280, ge=0, description="validation examples, made like test (MAD: none)"
+    )
     vocab_size: int = Field(16, ge=4, description="all tokens: keys, values and noise")
     seq_len: int = Field(128, ge=4, description="generated length (even); inputs are one shorter")
     noise_vocab_size: int = Field(0, ge=0, description="tokens reserved for noise")

@@ -23,6 +23,9 @@ Tokens: data 0 .. vocab_size-3, blank vocab_size-2, copy vocab_size-1. Defaults 
 baseline settings: vocabulary 16, length 256, 16 tokens to copy, 12,800 training and 1,280
 test examples; MAD varies vocabulary 32-128, length 512-1024, tokens to copy 32-96 and the
 training set 800-6,400.
+
+A validation split of 1,280 (MAD has none) is generated like test from its own stream,
+so the training set keeps MAD's size (one of its difficulty settings) and is never carved.
 """
 
 from __future__ import annotations
@@ -37,6 +40,9 @@ from globalconv.tasks.common import SyntheticParams, drop_leaks, rng, sizes, spl
 class MadSelectiveCopyParams(SyntheticParams):
     num_train: int = Field(12_800, ge=1, description="training examples (MAD: 12,800)")
     num_test: int = Field(1_280, ge=1, description="test examples (MAD: 1,280)")
+    num_valid: int = Field(
+        1_280, ge=0, description="validation examples, made like test (MAD: none)"
+    )
     vocab_size: int = Field(16, ge=3, description="data symbols + blank + copy token")
     seq_len: int = Field(256, ge=4, description="whole sequence: context, copy token, answers")
     num_tokens: int = Field(16, ge=1, description="data tokens to copy, in order")
