@@ -307,8 +307,8 @@ class _Run:
         if tc.eval_every and "valid" not in self.splits:
             raise ValueError(
                 f"train.eval_every needs a validation split, and task {cfg.task.name!r} has none "
-                "with these parameters (give it one, e.g. task.params.valid_fraction=0.1 for "
-                "mnist1d) or set train.eval_every=0"
+                "with these parameters (carve one from training with task.valid_fraction=0.1) "
+                "or set train.eval_every=0"
             )
         if tc.early_stopping.metric == "bits_per_token" and spec.metric != "bits_per_token":
             raise ValueError(

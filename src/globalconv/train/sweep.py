@@ -282,10 +282,20 @@ def groups_table(groups: list[dict[str, Any]]) -> str:
 
 
 def parse_values(text: str) -> list[Any]:
-    """'a,b,3e-4' -> ['a', 'b', 0.0003] (each value read as YAML)."""
+    """'a,b,3e-4' -> ['a', 'b', 0.0003] (each value read as YAML; '1e-3', which YAML 1.1
+    reads as a string, as the number it means)."""
     import yaml
 
-    return [yaml.safe_load(v) for v in text.split(",") if v.strip()]
+    def value(raw: str) -> Any:
+        parsed = yaml.safe_load(raw)
+        if isinstance(parsed, str):
+            try:
+                return float(parsed)
+            except ValueError:
+                return parsed
+        return parsed
+
+    return [value(v) for v in text.split(",") if v.strip()]
 
 
 EXAMPLES = """examples:
