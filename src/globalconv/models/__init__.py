@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 from torch import nn
 
 from globalconv.config import ModelConfig
+from globalconv.models.autoencoder import AutoEncoder
 from globalconv.models.encoder_decoder import EncoderDecoder
 from globalconv.models.transformer import Block, CrossAttention, FeedForward, Transformer
 
@@ -24,10 +25,21 @@ def build_model(cfg: ModelConfig, spec: TaskSpec) -> nn.Module:
         return EncoderDecoder(
             cfg, max_len=spec.max_len, num_outputs=spec.num_outputs, vocab_size=spec.vocab_size
         )
+    if spec.architecture == "autoencoder":
+        if spec.vocab_size is None or spec.head != "token":
+            raise ValueError("an autoencoder task needs token inputs and a token head")
+        return AutoEncoder(
+            cfg,
+            max_len=spec.max_len,
+            num_outputs=spec.num_outputs,
+            vocab_size=spec.vocab_size,
+            causal=spec.causal,
+        )
     raise ValueError(f"unknown architecture {spec.architecture!r}")
 
 
 __all__ = [
+    "AutoEncoder",
     "Block",
     "CrossAttention",
     "EncoderDecoder",

@@ -100,7 +100,7 @@ class TaskSpec:
     vocab_size: int | None = None  # token inputs
     input_dim: int | None = None  # real-valued inputs
     metric: Literal["accuracy", "bits_per_token"] = "accuracy"
-    architecture: Literal["encoder", "encoder_decoder"] = "encoder"
+    architecture: Literal["encoder", "encoder_decoder", "autoencoder"] = "encoder"
 
     def model_kwargs(self) -> dict[str, Any]:
         return dict(
