@@ -125,7 +125,7 @@ def test_lengths_command_rejects_bad_input(capsys):
     assert cli.main(["lengths", "--factors", "2,x"]) == 2
     assert "--factors must be comma-separated numbers" in capsys.readouterr().err
     assert cli.main(["lengths", "--lr", "0"]) == 2
-    assert "--lr must be positive, got 0.0" in capsys.readouterr().err
+    assert "--lr: expected a number > 0, got '0'" in capsys.readouterr().err
 
 
 @pytest.mark.slow

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from globalconv import config as configuration
+from globalconv.arguments import positive_int
 
 EXAMPLES = """examples:
   globalconv train model.mixer=global_conv train.steps=500
@@ -86,8 +87,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tasks", help="comma-separated task labels of the suite (default: all)")
     p.add_argument("--seeds", help="comma-separated seeds (default: the suite's)")
     p.add_argument("--depths", help="comma-separated numbers of layers (default: the suite's)")
-    p.add_argument("--steps", type=int, help="training steps per run (overrides every task's)")
-    p.add_argument("--jobs", type=int, default=1, help="runs trained in parallel (default 1)")
+    p.add_argument(
+        "--steps", type=positive_int, help="training steps per run (overrides every task's)"
+    )
+    p.add_argument(
+        "--jobs", type=positive_int, default=1, help="runs trained in parallel (default 1)"
+    )
     p.add_argument("--dry-run", action="store_true", help="list the runs and exit")
     p.add_argument(
         "--out", default="runs/compare", help="directory for the runs (default runs/compare)"
@@ -212,7 +217,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         raise configuration.ConfigError(f"--jobs must be >= 1, got {args.jobs}")
     split = lambda text: [t.strip() for t in text.split(",") if t.strip()] if text else None  # noqa: E731
     overrides = list(args.overrides)
-    if args.steps:
+    if args.steps is not None:
         overrides.append(f"train.steps={args.steps}")
     if args.match:
         overrides.append(f"match.by={args.match}")
@@ -277,7 +282,10 @@ def _table(summaries: list[dict[str, Any]]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exit_:  # argparse's own usage errors (code 2) and --help (0)
+        return int(exit_.code or 0)
     try:
         return args.func(args)
     except (configuration.ConfigError, ValueError, FileNotFoundError) as err:

@@ -35,6 +35,7 @@ from globalconv.analysis.document import (  # noqa: E402
     Table,
 )
 from globalconv.analysis.literature import FINDINGS  # noqa: E402
+from globalconv.arguments import positive_int
 from globalconv.kernels.plot import load_run, plot_kernel  # noqa: E402
 from globalconv.train import io  # noqa: E402
 from globalconv.train.records import read_metrics  # noqa: E402
@@ -644,7 +645,10 @@ def add_cli(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("runs_dir", help="directory holding run directories (searched recursively)")
     p.add_argument("--out", help="output folder (default RUNS_DIR/report)")
     p.add_argument(
-        "--width", type=int, default=256, help="model width D for the cost tables (default 256)"
+        "--width",
+        type=positive_int,
+        default=256,
+        help="model width D for the cost tables (default 256)",
     )
     p.set_defaults(func=_cmd_report)
 

@@ -17,6 +17,7 @@ import torch
 from torch import Tensor, nn
 
 from globalconv import config as configuration
+from globalconv.arguments import positive_int
 from globalconv.kernels.base import Kernel, offsets
 
 EXAMPLES = """examples:
@@ -152,10 +153,12 @@ def add_cli(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("run_dir", metavar="RUN_DIR", help="a run directory from globalconv train")
     p.add_argument("--out", required=True, help="directory for the PNG files")
-    p.add_argument("--channels", type=int, default=8, help="channels drawn as curves (default 8)")
+    p.add_argument(
+        "--channels", type=positive_int, default=8, help="channels drawn as curves (default 8)"
+    )
     p.add_argument(
         "--length",
-        type=int,
+        type=positive_int,
         help="evaluate the kernel at this length (default: max_len); longer needs an implicit "
         "kernel or resample=True",
     )

@@ -22,6 +22,7 @@ import torch
 from torch import Tensor, nn
 
 from globalconv.registry import Registry
+from globalconv.registry import check_options as check_typed_options
 
 _REGISTRY: Registry[type[TokenMixer]] = Registry("mixer")
 
@@ -81,32 +82,50 @@ def get(name: str) -> type[TokenMixer]:
     return _REGISTRY.get(name)
 
 
-def options(name: str) -> dict[str, Any]:
-    """The keyword options a mixer accepts, with their defaults (a subclass whose ``__init__``
-    passes ``**options`` on to its parent accepts the parent's options too)."""
-    found: dict[str, Any] = {}
+def _option_functions(name: str) -> list:
+    """The ``__init__``s whose keyword-only parameters are the mixer's options: its own, then
+    its parents' while each passes ``**options`` on."""
+    functions = []
     for cls in get(name).__mro__:
         if "__init__" not in vars(cls):
             continue
+        functions.append(cls.__init__)
         params = inspect.signature(cls.__init__).parameters.values()
-        for p in params:
-            if p.kind is inspect.Parameter.KEYWORD_ONLY:
-                found.setdefault(p.name, p.default)
         if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
             break
+    return functions
+
+
+def options(name: str) -> dict[str, Any]:
+    """The keyword options a mixer accepts, with their defaults."""
+    found: dict[str, Any] = {}
+    for function in _option_functions(name):
+        for p in inspect.signature(function).parameters.values():
+            if p.kind is inspect.Parameter.KEYWORD_ONLY:
+                found.setdefault(p.name, p.default)
     return found
+
+
+def check_options(name: str, opts: dict[str, Any]) -> dict[str, Any]:
+    """The mixer's options validated against the types of its signature (``ValueError`` naming
+    the option otherwise); a ``kernel_options`` beside a ``kernel`` option is checked against
+    that kernel's own options."""
+    checked = check_typed_options(f"mixer {name!r}", _option_functions(name), opts)
+    if "kernel_options" in checked:
+        from globalconv import kernels
+
+        kind = checked.get("kernel", options(name).get("kernel"))
+        if isinstance(kind, str):
+            kernels.check_options(kind, checked["kernel_options"] or {})
+    return checked
 
 
 def build(
     name: str, *, d_model: int, max_len: int, causal: bool = False, **opts: Any
 ) -> TokenMixer:
-    """Build the mixer registered as ``name``; unknown options raise ``ValueError``."""
+    """Build the mixer registered as ``name``; unknown or mistyped options raise ``ValueError``."""
     cls = get(name)
-    allowed = options(name)
-    unknown = sorted(set(opts) - set(allowed))
-    if unknown:
-        listed = ", ".join(allowed) or "none"
-        raise ValueError(f"mixer {name!r} has no option {', '.join(unknown)}; allowed: {listed}")
+    opts = check_options(name, opts)
     if causal and not cls.supports_causal:
         raise ValueError(f"mixer {name!r} cannot be causal; use it in bidirectional tasks")
     if not causal and not cls.supports_bidirectional:

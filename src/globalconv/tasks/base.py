@@ -22,9 +22,10 @@ _REGISTRY: Registry[type[Task]] = Registry("task")
 
 
 class TaskParams(BaseModel):
-    """Base for a task's parameters: unknown keys are errors."""
+    """Base for a task's parameters: unknown keys are errors, types are strict (a boolean is not
+    a number), numbers finite."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
     seed: int = Field(0, description="seed of the data generator (same seed, same data)")
 
 

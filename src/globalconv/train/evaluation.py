@@ -17,6 +17,7 @@ from typing import Any
 
 from globalconv import config as configuration
 from globalconv import tasks
+from globalconv.arguments import positive_int
 from globalconv.config import ConfigError
 from globalconv.models import build_model
 from globalconv.train import io
@@ -123,11 +124,13 @@ def add_cli(subparsers) -> None:
     )
     p.add_argument("run_dir", metavar="RUN_DIR", help="a finished run directory")
     p.add_argument("overrides", nargs="*", metavar="task.KEY=VALUE", help="task settings to change")
-    p.add_argument("--length", type=int, help="evaluate at this sequence length")
+    p.add_argument("--length", type=positive_int, help="evaluate at this sequence length")
     p.add_argument(
         "--split", action="append", help="split to score (repeatable; default: all but train)"
     )
-    p.add_argument("--batch-size", type=int, help="evaluation batch size (default: the run's)")
+    p.add_argument(
+        "--batch-size", type=positive_int, help="evaluation batch size (default: the run's)"
+    )
     p.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N")
     p.add_argument("--out", help="result file (default RUN_DIR/eval-L<length>.json)")
     p.set_defaults(func=cmd_eval)

@@ -34,6 +34,7 @@ from typing import Any
 from pydantic import Field, ValidationError
 
 from globalconv import config as configuration
+from globalconv.arguments import positive_int
 from globalconv.config import ConfigError, RunConfig, Strict
 from globalconv.train import checkpoint, io
 
@@ -283,9 +284,8 @@ def groups_table(groups: list[dict[str, Any]]) -> str:
 
 def parse_values(text: str) -> list[Any]:
     """'a,b,3e-4' -> ['a', 'b', 0.0003] (each value read as YAML)."""
-    import yaml
 
-    return [yaml.safe_load(v) for v in text.split(",") if v.strip()]
+    return [configuration.parse_yaml(v) for v in text.split(",") if v.strip()]
 
 
 EXAMPLES = """examples:
@@ -320,7 +320,9 @@ def add_cli(subparsers) -> None:
         help="add a grid axis, e.g. model.mixer=attention,global_conv (repeatable)",
     )
     p.add_argument("--seeds", help="comma-separated seeds, a grid axis on train.seed")
-    p.add_argument("--jobs", type=int, help="processes in parallel (default: the file's, or 1)")
+    p.add_argument(
+        "--jobs", type=positive_int, help="processes in parallel (default: the file's, or 1)"
+    )
     p.add_argument("--out", help="sweep directory (default: the file's out, or runs/sweep)")
     p.add_argument("--dry-run", action="store_true", help="list the runs and their status only")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
