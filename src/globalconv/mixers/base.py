@@ -46,6 +46,7 @@ class TokenMixer(nn.Module):
         self.d_model = d_model
         self.max_len = max_len
         self.causal = causal
+        self.register_forward_pre_hook(_check_input, with_kwargs=True)  # every mixer, one check
 
     def forward(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:  # (B, L, D)
         raise NotImplementedError
@@ -68,6 +69,46 @@ class TokenMixer(nn.Module):
                 f"{self.name}: sequence length {L} exceeds max_len={self.max_len}; "
                 f"build the mixer with max_len >= {L}"
             )
+
+
+def _check_input(mixer: TokenMixer, args: tuple, kwargs: dict) -> tuple[tuple, dict] | None:
+    """The contract's input, checked before any mixer's forward: x (B, L, D) floating point with
+    B, L >= 1 and D = d_model, lengths (B,) integers in [1, L]; else a ``ValueError``. The
+    padding of x is then set to 0, so that no value there (NaN and inf included, which survive
+    any multiplication by a mask) can reach a sequence's outputs, in whatever mixer."""
+    x = args[0] if args else kwargs.get("x")
+    lengths = args[1] if len(args) > 1 else kwargs.get("lengths")
+    name = mixer.name or type(mixer).__name__
+    if not isinstance(x, Tensor) or x.dim() != 3:
+        shape = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
+        raise ValueError(f"{name}: x must have shape (B, L, {mixer.d_model}), got {shape}")
+    B, L, D = x.shape
+    if B == 0 or L == 0 or D != mixer.d_model:
+        raise ValueError(
+            f"{name}: x must have shape (B, L, {mixer.d_model}) with B, L >= 1, "
+            f"got {tuple(x.shape)}"
+        )
+    if not x.is_floating_point():
+        raise ValueError(f"{name}: x must be floating point, got {x.dtype}; cast with .float()")
+    if lengths is None:
+        return
+    if not isinstance(lengths, Tensor) or lengths.shape != (B,):
+        shape = tuple(lengths.shape) if isinstance(lengths, Tensor) else type(lengths).__name__
+        raise ValueError(f"{name}: lengths must have shape ({B},) matching the batch, got {shape}")
+    if lengths.is_floating_point() or lengths.is_complex() or lengths.dtype == torch.bool:
+        raise ValueError(f"{name}: lengths must be an integer tensor, got {lengths.dtype}")
+    lo, hi = int(lengths.min()), int(lengths.max())
+    if lo < 1 or hi > L:
+        raise ValueError(
+            f"{name}: lengths must lie in [1, {L}] (the padded length), got [{lo}, {hi}]"
+        )
+    if lo == L:
+        return None
+    padding = torch.arange(L, device=x.device)[None, :] >= lengths[:, None]  # (B, L)
+    x = x.masked_fill(padding[..., None], 0)
+    if args:
+        return (x, *args[1:]), kwargs
+    return args, {**kwargs, "x": x}
 
 
 register_mixer = _REGISTRY.register  # class decorator: @register_mixer("name")
