@@ -144,7 +144,7 @@ def _load(args: argparse.Namespace, extra: list[str] | None = None) -> configura
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from globalconv.train import train
+    from globalconv.train import io, train
 
     if args.resume:
         if args.config or args.seeds or args.overwrite:
@@ -154,6 +154,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         out = Path(args.resume)
         if not (out / "config.json").is_file():
             raise FileNotFoundError(f"{out} has no config.json: not a run directory")
+        io.read_json(out / "config.json")  # damaged: an error naming it
         args.config = str(out / "config.json")
         summary = train(_load(args), out, progress=not args.quiet, resume=True)
         _report(summary, out)
@@ -282,10 +283,7 @@ def _table(summaries: list[dict[str, Any]]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    try:
-        args = build_parser().parse_args(argv)
-    except SystemExit as exit_:  # argparse's own usage errors (code 2) and --help (0)
-        return int(exit_.code or 0)
+    args = build_parser().parse_args(argv)
     try:
         return args.func(args)
     except (configuration.ConfigError, ValueError, FileNotFoundError) as err:

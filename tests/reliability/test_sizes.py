@@ -57,7 +57,7 @@ def test_ids_and_labels_in_a_file_are_bounded_before_a_model_is_sized_by_them(
 ):
     path = _npz(tmp_path / "d.npz", **arrays)
     with pytest.raises(ValueError, match=message):
-        tasks.build("files", {"path": path}).spec
+        _ = tasks.build("files", {"path": path}).spec
 
 
 def test_a_header_that_declares_a_petabyte_is_refused_before_allocating(tmp_path):
@@ -70,7 +70,7 @@ def test_a_header_that_declares_a_petabyte_is_refused_before_allocating(tmp_path
     with zipfile.ZipFile(path, "a") as z:
         z.writestr("valid_inputs.npy", header.getvalue() + b"\0" * 64)
     with pytest.raises(ValueError, match=r"'valid_inputs' declares shape .* but the file holds"):
-        tasks.build("files", {"path": str(path)}).spec
+        _ = tasks.build("files", {"path": str(path)}).spec
 
 
 def test_a_file_within_the_limits_still_loads(tmp_path):

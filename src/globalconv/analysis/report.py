@@ -83,14 +83,9 @@ def collect_runs(root: Path) -> list[Run]:
     runs = []
     for summary_path in sorted(Path(root).rglob("summary.json")):
         folder = summary_path.parent
-        try:
-            summary = json.loads(summary_path.read_text())
-            config_path = folder / "config.json"
-            config = json.loads(config_path.read_text()) if config_path.is_file() else {}
-        except json.JSONDecodeError as err:
-            raise ValueError(
-                f"{summary_path} is not valid JSON ({err}); rerun or remove that run"
-            ) from None
+        summary = io.read_json(summary_path)  # a damaged file is an error naming that file
+        config_path = folder / "config.json"
+        config = io.read_json(config_path) if config_path.is_file() else {}
         if "task" not in summary or "mixer" not in summary:
             continue  # a sweep's aggregate summary, not a run
         runs.append(Run(folder, summary, config, _read_curve(folder / "metrics.jsonl")))

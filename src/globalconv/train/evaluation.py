@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 from pathlib import Path
 from typing import Any
 
@@ -48,8 +47,6 @@ def evaluate_run(
     device: str = "cpu",
 ) -> dict[str, Any]:
     """Metrics of a run's saved model on its task (as trained, or with task overrides)."""
-    from safetensors.torch import load_file
-
     run_dir = Path(run_dir)
     for name in ("config.json", "model.safetensors"):
         if not (run_dir / name).is_file():
@@ -60,7 +57,7 @@ def evaluate_run(
     other = [o for o in overrides if not o.startswith("task.")]
     if other:
         raise ConfigError(f"eval changes task settings only (task.KEY=VALUE); got {other}")
-    trained = configuration.parse(json.loads((run_dir / "config.json").read_text()))
+    trained = configuration.parse(io.read_json(run_dir / "config.json"))
     if length is not None:
         overrides.append(f"task.params.{length_param(trained.task.name)}={length}")
     data = configuration.apply_overrides(trained.model_dump(mode="json"), overrides)
@@ -73,7 +70,7 @@ def evaluate_run(
     # a model built for the longer of the two lengths serves shorter sequences as trained
     model_spec = dataclasses.replace(spec, max_len=max(spec.max_len, trained_spec.max_len))
     model = build_model(trained.model, model_spec)
-    state = load_file(str(run_dir / "model.safetensors"))
+    state = io.read_safetensors(run_dir / "model.safetensors")
     try:
         model.load_state_dict(state)
     except RuntimeError as err:
@@ -154,7 +151,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     )
     print(format_table(["split", *names], rows))
     out = Path(args.out) if args.out else Path(args.run_dir) / f"eval-L{result['seq_len']}.json"
-    io.write_json(out, result)
+    io.write_json(out, result, checksum=True)
     print(f"written: {out}")
     return 0
 

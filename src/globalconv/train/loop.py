@@ -232,7 +232,7 @@ def _set_rng_state(state: dict[str, torch.Tensor], device: str) -> None:
 
 def _existing_summary(run_dir: Path) -> dict[str, Any] | None:
     path = run_dir / "summary.json"
-    return json.loads(path.read_text()) if path.is_file() else None
+    return io.read_json(path) if path.is_file() else None
 
 
 def train(
@@ -254,7 +254,7 @@ def train(
     if cfg.train.tensorboard:
         records.tensorboard_writer_class()  # fail before training, not after
     ckpt_path = run_dir / checkpoint.FILENAME
-    finished = _existing_summary(run_dir)
+    finished = None if overwrite else _existing_summary(run_dir)  # a damaged one: an error
     if resume:
         if finished is not None:
             return finished
@@ -476,10 +476,10 @@ class _Run:
         tc, dist = self.cfg.train, self.dist
         if dist.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
-            io.write_json(self.run_dir / "config.json", self.resolved)
+            io.write_json(self.run_dir / "config.json", self.resolved, checksum=True)
             env = records.environment(self.device, dist.world_size)
             env["resumed_from_step"] = self.resumed_from
-            io.write_json(self.run_dir / "env.json", env)
+            io.write_json(self.run_dir / "env.json", env, checksum=True)
         self.log = records.MetricLog(
             self.run_dir,
             enabled=dist.is_main,
@@ -589,8 +589,9 @@ class _Run:
                 self.run_dir / "model.safetensors",
                 self.model.state_dict(),
                 metadata={"step": str(summary["weights_from_step"]), "config": "config.json"},
+                checksum=True,
             )
-            io.write_json(self.run_dir / "summary.json", summary)
+            io.write_json(self.run_dir / "summary.json", summary, checksum=True)
         self.log.close()
         return summary
 

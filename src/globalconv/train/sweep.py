@@ -188,7 +188,7 @@ def run_sweep(
     for name, settings, _ in runs:
         entries.append({"name": name, "settings": settings, **results[name]})
     summary = {"runs": entries, "groups": aggregate(entries)}
-    io.write_json(out / SUMMARY, summary)
+    io.write_json(out / SUMMARY, summary, checksum=True)
     return summary
 
 
@@ -201,7 +201,7 @@ def _guard(fn) -> dict[str, Any]:
 
 
 def _summary(run_dir: Path) -> dict[str, Any]:
-    return json.loads((run_dir / "summary.json").read_text())
+    return io.read_json(run_dir / "summary.json")
 
 
 AGGREGATED = ("test_", "valid_", "best_valid_", "final_train_loss", "train_seconds")
