@@ -151,6 +151,11 @@ def cmd_train(args: argparse.Namespace) -> int:
             raise configuration.ConfigError(
                 "--resume takes the run's own config.json; drop -c/--seeds/--overwrite"
             )
+        if args.out and Path(args.out) != Path(args.resume):
+            raise configuration.ConfigError(
+                f"--resume continues {args.resume} in place; drop --out {args.out} "
+                f"(or copy the run directory to {args.out} and resume that)"
+            )
         out = Path(args.resume)
         if not (out / "config.json").is_file():
             raise FileNotFoundError(f"{out} has no config.json: not a run directory")
@@ -282,8 +287,23 @@ def _table(summaries: list[dict[str, Any]]) -> str:
     return "\n".join([line(header), line(["-" * w for w in widths])] + [line(r) for r in rows])
 
 
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Arguments of any command; KEY=VALUE overrides may come before, between or after the
+    options (``train task.name=mqar -q train.steps=5``), in the order given. argparse stops
+    collecting a positional list at the first option, so what it leaves over is taken here when
+    it is overrides, and refused as before when it is not."""
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        overrides = [e for e in extra if "=" in e and not e.startswith("-")]
+        if len(overrides) < len(extra) or not isinstance(getattr(args, "overrides", None), list):
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        args.overrides += overrides
+    return args
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse_args(argv)
     try:
         return args.func(args)
     except (configuration.ConfigError, ValueError, FileNotFoundError) as err:
