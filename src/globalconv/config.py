@@ -49,7 +49,7 @@ class ModelConfig(Strict):
         "{mixer: name, option: value} entries; sets mixer=hybrid and n_layers",
     )
     d_model: int = Field(64, ge=1)
-    n_layers: int = Field(2, ge=1)
+    n_layers: int = Field(2, ge=1, le=1024)
     d_ff: int | None = Field(None, ge=1, description="feed-forward width; default 4 * d_model")
     dropout: float = Field(0.1, ge=0.0, lt=1.0)
     norm: Literal["post", "pre"] = "post"
@@ -161,7 +161,10 @@ class EarlyStoppingConfig(Strict):
 class TrainConfig(Strict):
     steps: int = Field(1000, ge=1)
     batch_size: int = Field(
-        64, ge=1, description="examples per optimiser step, over accumulation and all processes"
+        64,
+        ge=1,
+        le=2**24,
+        description="examples per optimiser step, over accumulation and all processes",
     )
     grad_accum: int = Field(1, ge=1, description="micro-batches per optimiser step")
     lr: float = Field(1e-3, gt=0, description="peak learning rate")
@@ -181,7 +184,7 @@ class TrainConfig(Strict):
     eval_every: int = Field(
         0, ge=0, description="steps between validation passes; 0: only at the end"
     )
-    eval_batch_size: int = Field(256, ge=1)
+    eval_batch_size: int = Field(256, ge=1, le=2**24)
     early_stopping: EarlyStoppingConfig = Field(default_factory=EarlyStoppingConfig)
     checkpoint_every: int = Field(
         500, ge=0, description="steps between checkpoints; 0: only on interrupt and at the end"
@@ -248,6 +251,13 @@ class MatchConfig(Strict):
         if name not in mixers.available():
             raise ValueError(f"unknown mixer {name!r}; available: {', '.join(mixers.available())}")
         return name
+
+    @model_validator(mode="after")
+    def _reference_options(self) -> MatchConfig:
+        from globalconv import mixers
+
+        mixers.check_options(self.reference, self.reference_options)
+        return self
 
 
 class RunConfig(Strict):

@@ -76,3 +76,31 @@ def test_a_header_that_declares_a_petabyte_is_refused_before_allocating(tmp_path
 def test_a_file_within_the_limits_still_loads(tmp_path):
     spec = tasks.build("files", {"path": _npz(tmp_path / "ok.npz")}).spec
     assert (spec.max_len, spec.vocab_size) == (6, 1)
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        ["model.d_model=10000000"],
+        ["model.mixer=mlp_mixer", "model.mixer_options.hidden=1000000000"],
+        ["model.mixer_options.kernel=implicit", "model.mixer_options.kernel_options.width=10**7"],
+        ["model.d_ff=1000000000"],
+        ["model.n_layers=64", "model.d_model=16384"],
+    ],
+)
+def test_a_model_too_large_to_hold_is_refused_before_allocating(overrides):
+    from globalconv import config as C
+    from globalconv.models import MAX_MODEL_SIZE, build_model
+
+    overrides = [o.replace("10**7", "10000000") for o in overrides]
+    cfg = C.load(None, overrides)
+    spec = tasks.build("parity", {"seq_len": 64}).spec
+    with pytest.raises(ValueError, match=f"over the limit of {MAX_MODEL_SIZE:,}"):
+        build_model(cfg.model, spec)
+
+
+def test_batch_sizes_are_bounded():
+    from globalconv import config as C
+
+    with pytest.raises(C.ConfigError, match="train.batch_size: Input should be less than or"):
+        C.load(None, ["train.batch_size=100000000"])

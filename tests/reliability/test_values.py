@@ -26,6 +26,8 @@ from globalconv.registry import _adapter
         ("model.mixer_options.kernel_options.squash=true", "kernel 'explicit' option squash"),
         ("model.mixer_options.kernel_options.nope=1", "kernel 'explicit' has no option nope"),
         ("task.name=7", "task.name: Input should be a valid string"),
+        ("match.reference_options.heads=x", "mixer 'attention' option heads"),
+        ("model.layers=[{mixer: attention, heads: abc}]", "mixer 'attention' option heads"),
     ],
 )
 def test_mistyped_values_are_refused_naming_the_key(override, message):
