@@ -303,14 +303,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    try:
+    command = "globalconv"
+    try:  # Ctrl-C while torch and the commands load is an interrupt too, not a traceback
+        args = parse_args(argv)
+        command = f"globalconv {args.command}"
         return args.func(args)
     except (configuration.ConfigError, ValueError, FileNotFoundError) as err:
-        print(f"globalconv {args.command}: error: {err}", file=sys.stderr)
+        print(f"{command}: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as err:
-        print(f"globalconv {args.command}: {err or 'interrupted'}", file=sys.stderr)
+        print(f"{command}: {str(err) or 'interrupted'}", file=sys.stderr)
         return 130
 
 

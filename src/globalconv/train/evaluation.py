@@ -19,7 +19,7 @@ from globalconv import tasks
 from globalconv.arguments import positive_int
 from globalconv.config import ConfigError
 from globalconv.models import build_model
-from globalconv.train import io
+from globalconv.train import io, lock
 from globalconv.train.loop import check_device, evaluate, task_data
 from globalconv.train.sweep import format_table
 
@@ -134,6 +134,13 @@ def add_cli(subparsers) -> None:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
+    if not Path(args.run_dir).is_dir():
+        raise ValueError(f"{args.run_dir} is not a directory; pass a run directory")
+    with lock.locked(args.run_dir):  # not while a resumed run rewrites its weights
+        return _eval(args)
+
+
+def _eval(args: argparse.Namespace) -> int:
     result = evaluate_run(
         args.run_dir,
         args.overrides,

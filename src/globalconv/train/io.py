@@ -46,6 +46,15 @@ def _atomic(path: Path, write) -> None:
     _fsync_dir(path.parent)
 
 
+def remove_temporaries(directory: Path) -> list[Path]:
+    """Delete the temporary files of writes that a killed process left in ``directory`` (call
+    only while holding its lock: another writer's are then impossible). Returns them."""
+    stale = sorted(Path(directory).glob(".*.*.tmp"))
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return stale
+
+
 def _fsync_dir(directory: Path) -> None:
     """Make the rename itself durable (a power cut after it keeps the new file)."""
     try:
@@ -190,6 +199,7 @@ __all__ = [
     "read_json",
     "read_safetensors",
     "record",
+    "remove_temporaries",
     "forget",
     "write_bytes",
     "write_json",

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import shutil
 import signal
 import threading
@@ -32,7 +33,7 @@ from globalconv import tasks
 from globalconv.config import RunConfig
 from globalconv.models import build_model
 from globalconv.tasks import IGNORE_INDEX, Split, TaskSpec
-from globalconv.train import checkpoint, distributed, io, matching, records
+from globalconv.train import checkpoint, distributed, io, lock, matching, records
 from globalconv.train.checkpoint import CheckpointError
 from globalconv.train.optim import (
     build_optimizer,
@@ -253,6 +254,14 @@ def train(
     check_device(cfg.train.device)
     if cfg.train.tensorboard:
         records.tensorboard_writer_class()  # fail before training, not after
+    # one writer per run directory: rank 0 holds its lock (the other ranks write nothing)
+    with lock.locked(run_dir, enabled=os.environ.get("RANK", "0") == "0"):
+        return _train(cfg, run_dir, progress=progress, resume=resume, overwrite=overwrite)
+
+
+def _train(
+    cfg: RunConfig, run_dir: Path, *, progress: bool, resume: bool, overwrite: bool
+) -> dict[str, Any]:
     ckpt_path = run_dir / checkpoint.FILENAME
     finished = None if overwrite else _existing_summary(run_dir)  # a damaged one: an error
     if resume:
