@@ -47,7 +47,7 @@ def test_a_second_process_on_a_run_directory_is_refused_naming_the_holder(tmp_pa
     out = tmp_path / "run"
     first = long_run(out)
     try:
-        assert wait_for(lambda: (out / lock.HOLDER).is_file() and (out / "config.json").is_file())
+        assert wait_for(lambda: (out / "checkpoint.pt").is_file())  # in the training loop
         for argv in (  # this test's process is the second one
             ["train", "--resume", str(out), "-q"],
             ["train", *TINY, "-q", "--out", str(out), "--overwrite"],
