@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 
 run: $(STAMP)
 	$(BIN)/globalconv compare --jobs 2 --out runs/compare
-	$(BIN)/globalconv report runs/compare
+	$(BIN)/globalconv report runs/compare --reference results
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

@@ -80,9 +80,11 @@ def test_cli_compare_runs_the_quick_suite_and_skips_finished_runs(tmp_path, caps
     assert cli.main(args) == 0
     out = capsys.readouterr().out
     for mixer in ["attention", "global_conv", "gated_global_conv"]:
-        assert (tmp_path / "mqar" / f"{mixer}-l1-s0" / "summary.json").is_file()
+        for lr in ("0.001", "0.003"):  # the quick suite's grid, at the tuning seed
+            assert (tmp_path / "mqar" / f"{mixer}-l1" / f"lr={lr}-s0" / "summary.json").is_file()
         assert f"mqar {mixer} " in " ".join(out.split())  # a row of the printed table
     assert "FLOPs/token" in out and f"globalconv report {tmp_path}" in out
-    first = (tmp_path / "mqar" / "global_conv-l1-s0" / "summary.json").stat().st_mtime_ns
+    run = tmp_path / "mqar" / "global_conv-l1" / "lr=0.001-s0" / "summary.json"
+    first = run.stat().st_mtime_ns
     assert cli.main(args) == 0  # rerun: finished runs are skipped, not retrained
-    assert (tmp_path / "mqar" / "global_conv-l1-s0" / "summary.json").stat().st_mtime_ns == first
+    assert run.stat().st_mtime_ns == first

@@ -87,13 +87,38 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tasks", help="comma-separated task labels of the suite (default: all)")
     p.add_argument("--seeds", help="comma-separated seeds (default: the suite's)")
     p.add_argument("--depths", help="comma-separated numbers of layers (default: the suite's)")
+    p.add_argument("--widths", help="comma-separated reference widths (default: the suite's)")
     p.add_argument(
         "--steps", type=positive_int, help="training steps per run (overrides every task's)"
+    )
+    p.add_argument(
+        "--grid",
+        action="append",
+        default=[],
+        metavar="KEY=V1,V2",
+        help="tune this axis on validation instead of the suite's grid (repeatable), "
+        "e.g. --grid train.lr=1e-3,3e-3 --grid train.weight_decay=0,0.1",
+    )
+    p.add_argument(
+        "--no-tune", action="store_true", help="tune nothing: train the configured values only"
     )
     p.add_argument(
         "--jobs", type=positive_int, default=1, help="runs trained in parallel (default 1)"
     )
     p.add_argument("--dry-run", action="store_true", help="list the runs and exit")
+    p.add_argument(
+        "--rerun",
+        action="store_true",
+        help="train again the runs already in --out that were made with another config "
+        "(without it they are an error naming what differs)",
+    )
+    p.add_argument(
+        "--reference",
+        default="results",
+        metavar="DIR",
+        help="committed studies whose number for the same cell is printed beside each fresh "
+        "one (default results, when it exists)",
+    )
     p.add_argument(
         "--out", default="runs/compare", help="directory for the runs (default runs/compare)"
     )
@@ -117,6 +142,8 @@ COMMAND_MODULES: list[str] = [
     "globalconv.analysis.report",
     "globalconv.analysis.bench_op",
     "globalconv.analysis.bench_mixers",
+    "globalconv.hf.finetune",
+    "globalconv.hf.bench_generate",
 ]
 
 
@@ -186,7 +213,7 @@ def _train_seeds(args: argparse.Namespace, cfg: configuration.RunConfig) -> int:
     seeds = sweep.parse_values(args.seeds)
     base = cfg.model_dump(mode="json")
     runs = sweep.plan(sweep.SweepConfig(base=base, grid={sweep.SEED_KEY: seeds}))
-    summary = sweep.run_sweep(runs, out, progress=not args.quiet)
+    summary = sweep.run_sweep(runs, out, progress=not args.quiet, rerun=args.overwrite)
     done = [r["summary"] for r in summary["runs"] if "summary" in r]
     if done:
         print(_table(done))
@@ -215,6 +242,7 @@ COMPARE_EXAMPLES = """examples:
 
 def cmd_compare(args: argparse.Namespace) -> int:
     from globalconv.analysis import suite
+    from globalconv.train import sweep
 
     if args.list:
         print(suite.describe())
@@ -230,40 +258,79 @@ def cmd_compare(args: argparse.Namespace) -> int:
     try:
         seeds = [int(s) for s in split(args.seeds) or []] or None
         depths = [int(d) for d in split(args.depths) or []] or None
+        widths = [int(w) for w in split(args.widths) or []] or None
     except ValueError:
         raise configuration.ConfigError(
-            f"--seeds and --depths take integers, got {args.seeds!r} and {args.depths!r}"
+            f"--seeds, --depths and --widths take integers, got {args.seeds!r}, "
+            f"{args.depths!r} and {args.widths!r}"
         ) from None
-    runs = suite.plan(
+    grid = {} if args.no_tune else None
+    for item in args.grid:
+        key, sep, values = item.partition("=")
+        if not sep or not key or not values:
+            raise configuration.ConfigError(f"--grid {item!r} must look like key.path=v1,v2")
+        grid = {**(grid or {}), key: sweep.parse_values(values)}
+    cells = suite.plan(
         args.suite,
         mixer_names=split(args.mixers),
         task_labels=split(args.tasks),
         seeds=seeds,
         depths=depths,
+        widths=widths,
+        grid=grid,
         overrides=overrides,
         base=configuration.load_file(args.config) if args.config else None,
     )
     out = Path(args.out)
     if args.dry_run:
-        for name, _, _ in runs:
-            print(out / name)
+        for cell in cells:
+            for point in cell.points():
+                print(out / cell.run_name(point, cell.tune_seed))
+            print(f"{out / cell.name}/<chosen>-s{{{','.join(map(str, cell.seeds))}}}")
         return 0
-    summary = suite.run(runs, out, jobs=args.jobs, progress=not args.quiet)
-    from globalconv.train import sweep
+    summary = suite.run(cells, out, jobs=args.jobs, progress=not args.quiet, rerun=args.rerun)
+    done = [(r["settings"]["task"], r["summary"]) for r in summary["runs"] if "summary" in r]
+    known = None
+    if args.reference and Path(args.reference).is_dir():
+        from globalconv.analysis.report import reference_scores
 
-    done = [r["summary"] for r in summary["runs"] if "summary" in r]
-    for task in dict.fromkeys(s["task"] for s in done):
-        print(_table([s for s in done if s["task"] == task]) + "\n")
+        known = reference_scores(Path(args.reference))
+    for label in dict.fromkeys(label for label, _ in done):
+        rows = [s for task, s in done if task == label]
+        studied = None if known is None else [known.get((label, s["mixer"], s["n_layers"]), "-")
+                                              for s in rows]  # fmt: skip
+        print(_table(rows, studied) + "\n")
+    print(selection_table(summary["cells"]) + "\n")
     if any(len(g.get("runs", [])) > 1 for g in summary["groups"]):
         print(sweep.groups_table(summary["groups"]))
-    failed = [r for r in summary["runs"] if r["status"] == "failed"]
-    for r in failed:
+    for r in summary["failed"]:
         print(f"failed: {r['name']}: {r['error']}")
     print(f"runs directory: {out}\nthe answer as a document: globalconv report {out}")
-    return 1 if failed else 0
+    return 1 if summary["failed"] else 0
 
 
-def _table(summaries: list[dict[str, Any]]) -> str:
+def selection_table(cells: list[dict[str, Any]]) -> str:
+    """Per cell: each grid point's validation score, the choice, and a warning at the edge."""
+    from globalconv.train import sweep
+
+    rows = []
+    for cell in cells:
+        key = cell["selected_by"]
+        scores = []
+        for point in cell["points"]:
+            value = (point.get("valid") or {}).get(key)
+            label = sweep.run_name(point["settings"]) if point["settings"] else "-"
+            scores.append(f"{label}: {'failed' if value is None else f'{value:.4f}'}")
+        chosen = "none" if cell["chosen"] is None else sweep.run_name(cell["chosen"]) or "-"
+        edge = f" (at the grid's edge in {', '.join(cell['at_edge'])}: widen it)"
+        rows.append(
+            [cell["cell"], key or "-", "; ".join(scores), chosen + edge * bool(cell["at_edge"])]
+        )
+    return sweep.format_table(["cell", "selected by", "grid (validation)", "chosen"], rows)
+
+
+def _table(summaries: list[dict[str, Any]], studied: list[str] | None = None) -> str:
+    """One row per run; ``studied``: the reference study's result for each row's cell."""
     metric = summaries[0]["metric"]
     key = "test_accuracy" if metric == "accuracy" else "test_bits_per_token"
     header = ["task", "mixer", "d_model", "layers", "params", "FLOPs/token", "train s", "tokens/s"]
@@ -282,6 +349,9 @@ def _table(summaries: list[dict[str, Any]]) -> str:
         ]
         for s in summaries
     ]
+    if studied is not None:
+        header.append("reference study")
+        rows = [row + [ref] for row, ref in zip(rows, studied, strict=True)]
     widths = [max(len(str(c)) for c in col) for col in zip(header, *rows, strict=True)]
     line = lambda cells: "  ".join(str(c).rjust(w) for c, w in zip(cells, widths, strict=True))  # noqa: E731
     return "\n".join([line(header), line(["-" * w for w in widths])] + [line(r) for r in rows])

@@ -146,6 +146,13 @@ class ModelConfig(Strict):
 class TaskConfig(Strict):
     name: str = "mnist1d"
     params: dict[str, Any] = Field(default_factory=dict, description="the task's own parameters")
+    valid_fraction: float = Field(
+        0.0,
+        ge=0.0,
+        lt=1.0,
+        description="share of the training examples held out as a validation split when the "
+        "task has none of its own (drawn by task.params.seed; test is never touched)",
+    )
 
 
 class EarlyStoppingConfig(Strict):

@@ -103,7 +103,7 @@ def test_tables_come_from_the_runs(runs_dir, tmp_path):
             data["test_accuracy"] = 0.1234
             io.write_json(path, data, checksum=True)  # as the trainer writes it: checksummed
         md = (report.build_report(runs_dir, tmp_path / "after", width=32) / "report.md").read_text()
-        assert "| mnist1d | `global_conv` | 1 | accuracy | 12.34 ± 0.00 (n=2) |" in md
+        assert "| mnist1d | `global_conv` | 1 | 16 | accuracy | 12.34 ± 0.00 (n=2) |" in md
     finally:
         io.write_text(summary_path, original, checksum=True)
 
@@ -118,15 +118,60 @@ def test_cli_report_and_errors(runs_dir, tmp_path, capsys):
     assert "no runs under" in capsys.readouterr().err
 
 
-def test_answer_compares_mixers_at_equal_depth():
+def fake_run(mixer, layers, accuracy, seed=0, floor=0.1, label="t"):
     from pathlib import Path
 
-    def run(mixer, layers, accuracy):
-        summary = {"task": "t", "mixer": mixer, "metric": "accuracy", "test_accuracy": accuracy}
-        return report.Run(Path(f"{mixer}-{layers}"), summary, {"model": {"n_layers": layers}}, [])
+    summary = {"task": label, "mixer": mixer, "metric": "accuracy", "test_accuracy": accuracy,
+               "seed": seed, "baseline": {"value": floor, "what": "majority class"}}  # fmt: skip
+    config = {"model": {"n_layers": layers}}
+    return report.Run(Path(f"{mixer}-{layers}-{seed}"), summary, config, [], [])
 
-    runs = [run("attention", 1, 0.3), run("attention", 2, 1.0)]
-    runs += [run("global_conv", 1, 0.3), run("global_conv", 2, 0.3)]
+
+def cell(mixer, layers, scores, **kw):
+    return [fake_run(mixer, layers, a, seed=i, **kw) for i, a in enumerate(scores)]
+
+
+def test_answer_compares_mixers_at_equal_depth_by_the_stated_rule():
+    runs = cell("attention", 1, [0.12, 0.11, 0.13]) + cell("global_conv", 1, [0.12, 0.1, 0.11])
+    runs += cell("attention", 2, [1.0, 0.99, 1.0]) + cell("global_conv", 2, [0.3, 0.31, 0.29])
     points = report.answer(runs, width=16)
-    assert any(p.startswith("t, 1 layer: `global_conv` matches attention") for p in points)
-    assert "t, 2 layers: `global_conv` falls short of attention by 70.00 points." in points
+    assert any(
+        p.startswith("t, 1 layer: `global_conv` neither it nor attention learned") for p in points
+    )
+    two = next(p for p in points if p.startswith("t, 2 layers"))
+    assert "falls short of attention by 69.7 points" in two and "p=" in two
+
+
+def test_one_seed_gets_numbers_and_no_verdict_word():
+    runs = [fake_run("attention", 2, 0.9), fake_run("global_conv", 2, 0.5)]
+    text = next(p for p in report.answer(runs, width=16) if "`global_conv`" in p)
+    assert "too few seeds for a verdict" in text
+    assert not any(w in text for w in ("beats", "falls short", "indistinguishable", "matches"))
+
+
+def test_overlapping_seeds_are_indistinguishable_and_gating_is_only_credited_for_a_real_gap():
+    runs = cell("attention", 2, [0.80, 0.90, 0.70]) + cell("global_conv", 2, [0.75, 0.85, 0.72])
+    runs += cell("gated_global_conv", 2, [0.8, 0.8, 0.8])
+    points = report.answer(runs, width=16)
+    assert any("`global_conv` is indistinguishable from attention" in p for p in points)
+    assert not any("gating" in p for p in points)
+
+
+def test_gating_share_of_a_significant_gap():
+    runs = cell("attention", 2, [0.9, 0.91, 0.89]) + cell("global_conv", 2, [0.5, 0.51, 0.49])
+    runs += cell("gated_global_conv", 2, [0.7, 0.71, 0.69])
+    points = report.answer(runs, width=16)
+    assert any("gating (data-dependence) closes 50%" in p for p in points)
+
+
+def test_a_reference_study_is_shown_beside_each_fresh_cell(runs_dir, tmp_path):
+    studies = tmp_path / "results"
+    (studies / "study").mkdir(parents=True)
+    import shutil
+
+    shutil.copytree(runs_dir / "attention-s0", studies / "study" / "attention-s0")
+    out = report.build_report(runs_dir, tmp_path / "r", width=32, reference=studies)
+    md = (out / "report.md").read_text()
+    assert "reference study (test)" in md and "(n=1) [study]" in md
+    row = next(line for line in md.splitlines() if line.startswith("| mnist1d | `global_conv`"))
+    assert row.endswith("| - |")  # no global_conv cell in the reference

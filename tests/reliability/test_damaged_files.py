@@ -6,8 +6,11 @@ import pytest
 from globalconv import cli
 from globalconv.train import io
 
+from .conftest import TINY
+
 FILES = [
     "config.json",
+    "request.json",
     "env.json",
     "summary.json",
     "model.safetensors",
@@ -19,6 +22,7 @@ FILES = [
 # the commands that read each file (every one of them is read by `runs`)
 READERS = {
     "config.json": ["runs", "eval", "report", "resume"],
+    "request.json": ["runs", "sweep"],
     "env.json": ["runs"],
     "summary.json": ["runs", "report", "resume"],
     "model.safetensors": ["runs", "eval"],
@@ -44,6 +48,7 @@ def command(name, run):
         "eval": ["eval", str(run)],
         "report": ["report", str(run.parent), "--out", str(run.parent / "report")],
         "resume": ["train", "--resume", str(run), "-q"],
+        "sweep": ["train", *TINY, "--seeds", "0", "--out", str(run.parent), "-q"],
     }[name]
 
 
@@ -54,6 +59,8 @@ CASES = [(f, d, r) for f in FILES for d in ("flip", "truncate") for r in READERS
 def test_each_damaged_file_is_named_by_each_command_that_reads_it(
     run_copy, filename, damage, reader, capsys
 ):
+    if reader == "sweep":  # where `train --seeds 0` puts its run
+        run_copy = run_copy.rename(run_copy.parent / "seed=0")
     path = run_copy / filename
     (flip if damage == "flip" else truncate)(path)
     code = cli.main(command(reader, run_copy))

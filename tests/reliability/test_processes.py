@@ -29,7 +29,7 @@ def globalconv(*argv, **kwargs):
     )
 
 
-def wait_for(condition, seconds=60.0):
+def wait_for(condition, seconds=300.0):  # the machine may be loaded
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if condition():

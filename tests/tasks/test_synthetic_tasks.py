@@ -1,10 +1,12 @@
 """Generated tasks: determinism, shapes, label ranges, known solvers, no train/test leaks."""
 
+import math
+
 import pytest
 import torch
 
 from globalconv import tasks
-from globalconv.tasks import IGNORE_INDEX
+from globalconv.tasks import IGNORE_INDEX, Split
 from globalconv.tasks.common import _row_keys
 
 SMALL = dict(num_train=300, num_valid=50, num_test=100)
@@ -199,3 +201,37 @@ def test_every_task_reports_one_of_its_metrics():
             continue
         task = tasks.build(name)
         assert task.spec.metric in type(task).metrics, name
+
+
+# -- the trivial floor: what a verdict of "neither learned" is measured from
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_every_generated_task_states_a_floor_in_its_metric(case):
+    task = build(case)
+    floor = task.baseline(task.splits())
+    assert floor.what
+    assert 0.0 < floor.value < 1.0  # accuracy tasks: a floor, not a solution
+
+
+def test_default_floor_is_the_majority_class_scored_on_test():
+    task = build("parity")
+    train = Split(torch.zeros(4, 3, dtype=torch.long), torch.tensor([1, 1, 1, 0]))
+    test = Split(torch.zeros(5, 3, dtype=torch.long), torch.tensor([1, 0, 0, 0, 1]))
+    floor = task.baseline({"train": train, "test": test})
+    assert floor.value == pytest.approx(2 / 5) and floor.what == "majority class"
+
+
+def test_default_floor_for_bits_is_the_smoothed_training_unigram():
+    task = tasks.build("text", {"seq_len": 16, "max_bytes": 20_000})
+    ignore = IGNORE_INDEX
+    train = Split(torch.zeros(2, 3, dtype=torch.long), torch.tensor([[0, 0, 1], [0, ignore, 0]]))
+    test = Split(torch.zeros(1, 2, dtype=torch.long), torch.tensor([[1, 0]]))
+    floor = task.baseline({"train": train, "test": test})
+    p0, p1 = (4 + 1) / (5 + 2), (1 + 1) / (5 + 2)  # counts 4 and 1, add-one over 2 symbols
+    assert floor.value == pytest.approx(-(math.log2(p1) + math.log2(p0)) / 2)
+
+
+def test_mqar_floor_is_a_random_value_from_the_context():
+    task = build("mqar")
+    assert task.baseline(task.splits()).value == pytest.approx(1 / CASES["mqar"]["num_kv_pairs"])

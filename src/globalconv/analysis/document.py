@@ -52,15 +52,16 @@ class Document:
         out = [f"# {self.title}", ""]
         for b in self.blocks:
             if isinstance(b, Heading):
-                out += ["#" * b.level + " " + b.text, ""]
+                out += ["#" * b.level + " " + _markdown(b.text), ""]
             elif isinstance(b, Paragraph):
-                out += [b.text, ""]
+                out += [_markdown(b.text), ""]
             elif isinstance(b, Bullets):
-                out += [f"- {item}" for item in b.items] + [""]
+                out += [f"- {_markdown(item)}" for item in b.items] + [""]
             elif isinstance(b, Table):
-                out.append("| " + " | ".join(b.header) + " |")
+                cell = lambda text: _markdown(text, in_table=True)  # noqa: E731
+                out.append("| " + " | ".join(map(cell, b.header)) + " |")
                 out.append("|" + "---|" * len(b.header))
-                out += ["| " + " | ".join(row) + " |" for row in b.rows]
+                out += ["| " + " | ".join(map(cell, row)) + " |" for row in b.rows]
                 out.append("")
             elif isinstance(b, Image):
                 out += [
@@ -95,6 +96,18 @@ class Document:
                     f"<figcaption>{esc(b.caption)}</figcaption></figure>"
                 )
         return _PAGE.format(title=esc(self.title), body="\n".join(body))
+
+
+def _markdown(text: str, *, in_table: bool = False) -> str:
+    """Text as inert Markdown: names from run folders (``a|b``, ``<tag>``) cannot break a table
+    row or land as raw HTML; `code` spans, the only markup the report writes, stay code."""
+    text = str(text).replace("\n", " ") if in_table else str(text)
+    parts = text.split("`")
+    for i, part in enumerate(parts):
+        if i % 2 == 0:  # outside code spans
+            part = part.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+        parts[i] = part.replace("|", "\\|") if in_table else part
+    return "`".join(parts)
 
 
 def _inline(text: str) -> str:

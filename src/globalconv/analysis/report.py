@@ -26,6 +26,7 @@ import torch  # noqa: E402
 
 from globalconv import mixers  # noqa: E402
 from globalconv.analysis import flops as flop_counts  # noqa: E402
+from globalconv.analysis import verdicts  # noqa: E402
 from globalconv.analysis.document import (  # noqa: E402
     Bullets,
     Document,
@@ -37,7 +38,7 @@ from globalconv.analysis.document import (  # noqa: E402
 from globalconv.analysis.literature import FINDINGS  # noqa: E402
 from globalconv.arguments import positive_int
 from globalconv.kernels.plot import load_run, plot_kernel  # noqa: E402
-from globalconv.train import io  # noqa: E402
+from globalconv.train import io, protocol  # noqa: E402
 from globalconv.train.records import read_metrics  # noqa: E402
 
 REFERENCE = "attention"
@@ -50,27 +51,58 @@ class Run:
     summary: dict[str, Any]
     config: dict[str, Any]
     curve: list[tuple[int, float]]  # (step, training loss)
+    valid_curve: list[tuple[int, float]]  # (step, validation metric)
+    cell: str | None = None  # the protocol cell it belongs to (None: a plain run)
+    role: str = "result"  # result | tuning (a grid point that was not chosen)
 
     @property
     def task(self) -> str:
         return self.summary["task"]
 
     @property
+    def label(self) -> str:
+        """The task as the comparison named it (a suite's label), else the task's name."""
+        return self.cell.split("/", 1)[0] if self.cell else self.task
+
+    @property
     def mixer(self) -> str:
         return self.summary["mixer"]
+
+    @property
+    def width(self) -> int:
+        """The reference's width the model was sized to (its own width when not matched)."""
+        model, match = self.config.get("model", {}), self.config.get("match", {})
+        return int(match.get("reference_d_model") or model.get("d_model", 0))
 
     @property
     def layers(self) -> int:
         return int(self.config.get("model", {}).get("n_layers", 0))
 
     @property
+    def metric(self) -> str:
+        return self.summary.get("metric", "accuracy")
+
+    @property
     def higher_is_better(self) -> bool:
-        return self.summary.get("metric", "accuracy") == "accuracy"
+        return self.metric == "accuracy"
+
+    @property
+    def floor(self) -> float | None:
+        baseline = self.summary.get("baseline")
+        return None if baseline is None else float(baseline["value"])
+
+    @property
+    def lr(self) -> float | None:
+        return self.config.get("train", {}).get("lr")
+
+    @property
+    def improving(self) -> bool | None:
+        steps = int(self.summary.get("steps_done") or self.summary.get("steps") or 0)
+        return verdicts.still_improving(self.valid_curve, steps, self.metric)
 
     @property
     def score(self) -> float:
-        metric = self.summary.get("metric", "accuracy")
-        key = "test_accuracy" if metric == "accuracy" else f"test_{metric}"
+        key = "test_accuracy" if self.metric == "accuracy" else f"test_{self.metric}"
         if key not in self.summary:
             raise ValueError(
                 f"{self.path / 'summary.json'} has no {key!r}; rerun or remove the run"
@@ -78,23 +110,45 @@ class Run:
         return float(self.summary[key])
 
 
+def _read_json(path: Path) -> dict[str, Any]:
+    return io.read_json(path)  # checked; damaged or malformed: an error naming the file
+
+
 def collect_runs(root: Path) -> list[Run]:
-    """Every run directory below ``root`` (those with a summary.json), sorted by path."""
+    """Every run directory below ``root`` (those with a summary.json), sorted by path.
+
+    Where a protocol's ``selection.json`` sits above a run, the run belongs to that cell: its
+    role is "result" if it is one of the cell's final (chosen) runs, else "tuning".
+    """
+    root = Path(root)
+    finals: dict[Path, str] = {}
+    cells: dict[Path, str] = {}
+    for path in sorted(root.rglob(protocol.SELECTION)):
+        record = _read_json(path)
+        for name in record.get("final_runs", []):
+            finals[path.parent / name] = record["cell"]
+        for point in record.get("points", []):
+            cells[path.parent / point["run"]] = record["cell"]
     runs = []
-    for summary_path in sorted(Path(root).rglob("summary.json")):
+    for summary_path in sorted(root.rglob("summary.json")):
         folder = summary_path.parent
         summary = io.read_json(summary_path)  # a damaged file is an error naming that file
         config_path = folder / "config.json"
         config = io.read_json(config_path) if config_path.is_file() else {}
         if "task" not in summary or "mixer" not in summary:
             continue  # a sweep's aggregate summary, not a run
-        runs.append(Run(folder, summary, config, _read_curve(folder / "metrics.jsonl")))
+        metric = summary.get("metric", "accuracy")
+        records = read_metrics(folder / "metrics.jsonl")
+        curve = [(int(r["step"]), float(r["loss"])) for r in records if "loss" in r]
+        valid = [(int(r["step"]), float(r[f"valid_{metric}"])) for r in records
+                 if f"valid_{metric}" in r]  # fmt: skip
+        cell = finals.get(folder) or cells.get(folder)
+        role = "tuning" if cell and folder not in finals else "result"
+        parent = folder.parent
+        if cell is None and (parent / protocol.SELECTION).is_file():
+            cell, role = _read_json(parent / protocol.SELECTION)["cell"], "tuning"
+        runs.append(Run(folder, summary, config, curve, valid, cell, role))
     return runs
-
-
-def _read_curve(path: Path) -> list[tuple[int, float]]:
-    records = read_metrics(path)
-    return [(int(r["step"]), float(r["loss"])) for r in records if "loss" in r and "step" in r]
 
 
 def mean_std(values: list[float]) -> tuple[float, float]:
@@ -102,8 +156,8 @@ def mean_std(values: list[float]) -> tuple[float, float]:
 
 
 def _fmt(mean: float, std: float, n: int, percent: bool) -> str:
-    scale, unit = (100.0, "") if percent else (1.0, "")
-    text = f"{mean * scale:.2f}{unit}"
+    scale = 100.0 if percent else 1.0
+    text = f"{mean * scale:.2f}"
     return text + (f" ± {std * scale:.2f}" if n > 1 else "") + f" (n={n})"
 
 
@@ -111,10 +165,15 @@ def _fmt(mean: float, std: float, n: int, percent: bool) -> str:
 # the document
 
 
-def build_report(root: Path, out: Path, *, width: int = 256) -> Path:
-    """Write report.md, report.html and the plots for the runs under ``root``; returns out."""
+def build_report(root: Path, out: Path, *, width: int = 256, reference: Path | None = None) -> Path:
+    """Write report.md, report.html and the plots for the runs under ``root``; returns out.
+
+    reference: a directory of committed studies (``results/``); the results table then shows,
+    beside each cell, the same cell's number there (same task label, mixer and depth).
+    """
     root, out = Path(root), Path(out)
-    runs = collect_runs(root)
+    everything = collect_runs(root)
+    runs = [r for r in everything if r.role == "result"]
     if not runs:
         raise ValueError(
             f"no runs under {root}: expected folders with summary.json (see globalconv train)"
@@ -131,22 +190,37 @@ def build_report(root: Path, out: Path, *, width: int = 256) -> Path:
             "mixer; every table below is computed from those files."
         )
     )
-    table = results_table(runs)
     doc.add(Heading("The answer, point by point"), Bullets(answer(runs, width)))
-    doc.add(Heading("Results per task"), table)
+    doc.add(Paragraph(verdicts.RULE))
+    known = reference_scores(reference) if reference is not None else None
+    doc.add(Heading("Results per task"), Paragraph(budget_text(runs)), results_table(runs, known))
     doc.add(
         Image(
             plot_scores(runs, out / "scores.png"),
-            "Test metric per task and mixer (mean ± std over seeds).",
+            "Test metric per task and mixer: mean over seeds, error bars (±1 std) where n ≥ 2, "
+            "each seed a dot; the dashed line is the task's trivial floor.",
         )
     )
+    selections = selection_records(root)
+    if selections:
+        doc.add(
+            Heading("Tuning on validation"),
+            Paragraph(
+                "Each cell's grid was trained at the tuning seed and scored on the validation "
+                "split only; the best point (ties: lower validation loss) was then trained for "
+                "every seed, and only those runs give the test numbers above."
+            ),
+            tuning_table(selections),
+        )
     depth = depth_table(runs)
     if depth is not None:
         doc.add(Heading("Depth: does stacking more global convolutions close the gap?"), depth)
     curves = plot_curves(runs, out)
     if curves:
         doc.add(Heading("Learning curves"))
-        doc.add(*[Image(p, f"Training loss on {task}.") for task, p in curves])
+        doc.add(
+            *[Image(p, f"Training loss and validation metric on {task}.") for task, p in curves]
+        )
     doc.add(Heading("Cost"), *cost_section(runs, out, width))
     benches = sorted(root.rglob("bench*.json"))
     doc.add(
@@ -162,7 +236,7 @@ def build_report(root: Path, out: Path, *, width: int = 256) -> Path:
     if pictures:
         doc.add(Heading("What the mixers learned"), *pictures)
     doc.add(Heading("The literature beside these numbers"), literature_table())
-    doc.add(Heading("The runs"), runs_table(runs, root))
+    doc.add(Heading("The runs"), runs_table(everything, root))
     io.write_text(out / "report.md", doc.markdown(out))
     io.write_text(out / "report.html", doc.html())
     return out
@@ -175,42 +249,110 @@ def _by(runs: list[Run], *keys: str) -> dict[tuple, list[Run]]:
     return dict(sorted(groups.items()))
 
 
-def results_table(runs: list[Run]) -> Table:
-    rows = []
-    for (task, mixer, layers), group in _by(runs, "task", "mixer", "layers").items():
+def selection_records(root: Path) -> list[dict[str, Any]]:
+    return [_read_json(path) for path in sorted(Path(root).rglob(protocol.SELECTION))]
+
+
+def _settings(settings: dict[str, Any] | None) -> str:
+    if not settings:
+        return "-"
+    return ", ".join(f"{k.rsplit('.', 1)[-1]}={v:g}" if isinstance(v, float) else
+                     f"{k.rsplit('.', 1)[-1]}={v}" for k, v in settings.items())  # fmt: skip
+
+
+def _improving_note(group: list[Run]) -> str:
+    flags = [r.improving for r in group]
+    if any(flags):
+        return f"still improving ({sum(bool(f) for f in flags)}/{len(flags)} seeds)"
+    if all(f is False for f in flags):
+        return "converged"
+    return "no validation curve"
+
+
+def budget_text(runs: list[Run]) -> str:
+    parts = []
+    for (label,), group in _by(runs, "label").items():
+        steps = sorted({int(r.summary.get("steps_done", r.summary.get("steps", 0))) for r in group})
+        tokens = sorted(
+            {int(r.summary["train_tokens"]) for r in group if "train_tokens" in r.summary}
+        )
+        shown = "/".join(f"{t / 1e6:.3g}M" for t in tokens) if tokens else "?"
+        parts.append(f"{label}: {'/'.join(map(str, steps))} steps, {shown} tokens seen")
+    return "Budgets (per run): " + "; ".join(parts) + "."
+
+
+def reference_scores(root: Path) -> dict[tuple[str, str, int], str]:
+    """(task label, mixer, layers) -> the cell's test result in the studies under ``root``."""
+    if not Path(root).is_dir():
+        return {}
+    found = {}
+    for (label, mixer, layers), group in _by(
+        [r for r in collect_runs(root) if r.role == "result"], "label", "mixer", "layers"
+    ).items():
         mean, std = mean_std([r.score for r in group])
-        metric = group[0].summary.get("metric", "accuracy")
+        study = group[0].path.relative_to(root).parts[0]
+        found[(label, mixer, layers)] = (
+            f"{_fmt(mean, std, len(group), group[0].higher_is_better)} [{study}]"
+        )
+    return found
+
+
+def results_table(
+    runs: list[Run], reference: dict[tuple[str, str, int], str] | None = None
+) -> Table:
+    rows = []
+    for (label, mixer, layers, width), group in _by(
+        runs, "label", "mixer", "layers", "width"
+    ).items():
+        mean, std = mean_std([r.score for r in group])
+        first = group[0]
+        percent = first.metric == "accuracy"
+        floor = first.floor
+        lrs = sorted({r.lr for r in group if r.lr is not None})
         rows.append(
             [
-                task,
+                label,
                 f"`{mixer}`",
                 str(layers),
-                metric,
-                _fmt(mean, std, len(group), metric == "accuracy"),
-                f"{group[0].summary.get('params', 0):,}",
-                f"{group[0].summary.get('flops_per_token', 0):,.0f}",
+                str(width),
+                first.metric,
+                _fmt(mean, std, len(group), percent),
+                "-" if floor is None else f"{floor * (100 if percent else 1):.2f}",
+                "/".join(f"{lr:g}" for lr in lrs) or "-",
+                f"{first.summary.get('params', 0):,}",
+                f"{first.summary.get('flops_per_token') or 0:,.0f}",
+                _improving_note(group),
                 f"{statistics.fmean(r.summary.get('train_seconds', 0.0) for r in group):.1f}",
             ]
+            + ([reference.get((label, mixer, layers), "-")] if reference is not None else [])
         )
-    return Table(
-        [
-            "task",
-            "mixer",
-            "layers",
-            "metric",
-            "test (mean ± std)",
-            "params",
-            "FLOPs/token",
-            "train s",
-        ],
-        rows,
-    )
+    header = ["task", "mixer", "layers", "width", "metric", "test (mean ± std)", "floor", "lr",
+              "params", "FLOPs/token", "convergence", "train s"]  # fmt: skip
+    if reference is not None:
+        header.append("reference study (test)")
+    return Table(header, rows)
+
+
+def tuning_table(records: list[dict[str, Any]]) -> Table:
+    rows = []
+    for record in records:
+        key = record.get("selected_by")
+        scored = []
+        for point in record["points"]:
+            value = (point.get("valid") or {}).get(key)
+            shown = "failed" if value is None else f"{value:.4f}"
+            scored.append(f"{_settings(point['settings'])}: {shown}")
+        chosen = _settings(record["chosen"]) if record["chosen"] is not None else "none"
+        if record.get("at_edge"):
+            chosen += f" (at the grid's edge in {', '.join(record['at_edge'])}: widen it)"
+        rows.append([record["cell"], key or "-", "; ".join(scored), chosen])
+    return Table(["cell", "selected by", "validation score per grid point", "chosen"], rows)
 
 
 def depth_table(runs: list[Run]) -> Table | None:
     """Metric by number of layers, for task/mixer pairs trained at several depths."""
     rows = []
-    for (task, mixer), group in _by(runs, "task", "mixer").items():
+    for (label, mixer), group in _by(runs, "label", "mixer").items():
         depths = _by(group, "layers")
         if len(depths) < 2:
             continue
@@ -220,62 +362,49 @@ def depth_table(runs: list[Run]) -> Table | None:
             cells.append(
                 f"{layers}: {_fmt(mean, std, len(at_depth), at_depth[0].higher_is_better)}"
             )
-        rows.append([task, f"`{mixer}`", "; ".join(cells)])
+        rows.append([label, f"`{mixer}`", "; ".join(cells)])
     return Table(["task", "mixer", "layers: test metric"], rows) if rows else None
 
 
 def answer(runs: list[Run], width: int) -> list[str]:
-    """The seed's question answered from the runs: matches, failures, gating, cost."""
+    """The seed's question answered from the runs, by the rule in ``verdicts.RULE``."""
     points = []
-    # compared at equal depth: a suite that varies depth gets one comparison per depth
-    scores = {
-        k: mean_std([r.score for r in g]) + (len(g), g[0].higher_is_better)
-        for k, g in _by(runs, "task", "layers", "mixer").items()
-    }
-    depths_of = defaultdict(set)
-    for task, layers, _ in scores:
-        depths_of[task].add(layers)
-    for task, layers in sorted({(t, d) for t, d, _ in scores}):
-        if (task, layers, REFERENCE) not in scores:
+    cells = _by(runs, "label", "layers", "width", "mixer")
+    settings_of = defaultdict(set)
+    for label, layers, size, _ in cells:
+        settings_of[label].add((layers, size))
+    for label, layers, size in sorted({key[:3] for key in cells}):
+        reference = cells.get((label, layers, size, REFERENCE))
+        if reference is None:
             continue
-        where = (
-            task if len(depths_of[task]) == 1 else f"{task}, {layers} layer{'s' * (layers != 1)}"
-        )
-        ref_mean, ref_std, _, higher = scores[(task, layers, REFERENCE)]
-        for (t, d, mixer), (mean, std, _, _) in scores.items():
-            if (t, d) != (task, layers) or mixer == REFERENCE:
+        where = label
+        if len({d for d, _ in settings_of[label]}) > 1:
+            where += f", {layers} layer{'s' * (layers != 1)}"
+        if len({w for _, w in settings_of[label]}) > 1:
+            where += f", width {size}"
+        metric, floor = reference[0].metric, reference[0].floor
+        ref_scores = [r.score for r in reference]
+        for (t, d, w, mixer), group in cells.items():
+            if (t, d, w) != (label, layers, size) or mixer == REFERENCE:
                 continue
-            gap = (mean - ref_mean) if higher else (ref_mean - mean)  # > 0: better than attention
-            noise = max(ref_std, std, 0.005 if higher else 0.01)
-            unit = "points" if higher else "bits"
-            size = abs(gap) * (100 if higher else 1)
-            if abs(gap) <= noise:
-                verdict = (
-                    f"matches attention (difference {size:.2f} {unit}, within the seeds' spread)"
-                )
-            elif gap > 0:
-                verdict = f"beats attention by {size:.2f} {unit}"
-            else:
-                verdict = f"falls short of attention by {size:.2f} {unit}"
-            points.append(f"{where}: `{mixer}` {verdict}.")
-        plain = scores.get((task, layers, "global_conv"))
-        gated = scores.get((task, layers, "gated_global_conv"))
+            verdict = verdicts.compare(ref_scores, [r.score for r in group], metric=metric,
+                                       floor=floor)  # fmt: skip
+            caveat = ""
+            if any(r.improving for r in group + reference):
+                caveat = " (still improving at the end of training: more steps could change this)"
+            points.append(f"{where}: `{mixer}` {verdict.text}{caveat}.")
+        plain = cells.get((label, layers, size, "global_conv"))
+        gated = cells.get((label, layers, size, "gated_global_conv"))
         if plain and gated:
-            lost = (ref_mean - plain[0]) if higher else (plain[0] - ref_mean)
-            won = (gated[0] - plain[0]) if higher else (plain[0] - gated[0])
-            if lost > abs(noise):
-                share = max(100 * won / lost, 0.0)
+            share = verdicts.gap_recovered(ref_scores, [r.score for r in plain],
+                                           [r.score for r in gated], metric=metric)  # fmt: skip
+            if share is not None:
                 points.append(
-                    f"{where}: gating (data-dependence) recovers {share:.0f}% of the gap "
-                    "between the plain global convolution and attention."
+                    f"{where}: gating (data-dependence) closes {100 * share:.0f}% of attention's "
+                    "significant lead over the plain global convolution."
                 )
     if not points:
         points.append("No task has both attention and another mixer; run `globalconv compare`.")
-    elif any(n == 1 for _, _, n, _ in scores.values()):
-        points.append(
-            "Some results rest on one seed (n=1): their spread is unknown, so differences of a "
-            "point or two are not evidence; rerun with `--seeds 0,1,2` to measure it."
-        )
     L = 4096
     costs = flop_counts.operator_costs(L, width)
     points.append(
@@ -296,24 +425,33 @@ def answer(runs: list[Run], width: int) -> list[str]:
 
 
 def plot_scores(runs: list[Run], path: Path) -> Path:
-    groups = _by(runs, "task")
-    fig, axes = plt.subplots(1, len(groups), figsize=(4 * len(groups), 3.4), squeeze=False)
-    for ax, ((task,), group) in zip(axes[0], groups.items(), strict=True):
-        per_mixer = _by(group, "mixer", "layers")
-        several = len({layers for _, layers in per_mixer}) > 1  # label depths when they vary
-        names = [f"{m} ({d}L)" if several else m for (m, d) in per_mixer]
-        stats = [mean_std([r.score for r in g]) for g in per_mixer.values()]
-        colors = ["#c44e52" if m == REFERENCE else "#4c72b0" for (m, _) in per_mixer]
-        ax.bar(
-            range(len(names)),
-            [m for m, _ in stats],
-            yerr=[s for _, s in stats],
-            color=colors,
-            capsize=3,
-        )
+    groups = _by(runs, "label")
+    fig, axes = plt.subplots(1, len(groups), figsize=(4 * len(groups), 3.6), squeeze=False)
+    for ax, ((label,), group) in zip(axes[0], groups.items(), strict=True):
+        per_mixer = _by(group, "mixer", "layers", "width")
+        depths = len({d for _, d, _ in per_mixer}) > 1  # label depths and widths when they vary
+        widths = len({w for _, _, w in per_mixer}) > 1
+        names = [m + (f" {d}L" if depths else "") + (f" d{w}" if widths else "")
+                 for (m, d, w) in per_mixer]  # fmt: skip
+        for i, ((mixer, _, _), members) in enumerate(per_mixer.items()):
+            scores = [r.score for r in members]
+            mean, std = mean_std(scores)
+            ax.bar(i, mean, color="#c44e52" if mixer == REFERENCE else "#4c72b0", alpha=0.85,
+                   yerr=std if len(scores) >= 2 else None, capsize=3)  # fmt: skip
+            ax.plot([i] * len(scores), scores, "o", ms=3, color="black", zorder=3)
+        floor = group[0].floor
+        if floor is not None:
+            ax.axhline(
+                floor,
+                ls="--",
+                lw=1,
+                color="gray",
+                label=f"floor ({group[0].summary['baseline']['what']})",
+            )
+            ax.legend(fontsize=6, loc="lower right")
         ax.set_xticks(range(len(names)), names, rotation=35, ha="right", fontsize=8)
-        ax.set_title(task)
-        ax.set_ylabel(group[0].summary.get("metric", "accuracy"))
+        ax.set_title(label)
+        ax.set_ylabel(group[0].metric)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -321,33 +459,42 @@ def plot_scores(runs: list[Run], path: Path) -> Path:
 
 
 def plot_curves(runs: list[Run], out: Path) -> list[tuple[str, Path]]:
+    """Training loss (left) and validation metric (right) per task, one line per run."""
     made = []
-    for (task,), group in _by(runs, "task").items():
+    for (label,), group in _by(runs, "label").items():
         if not any(r.curve for r in group):
             continue
-        fig, ax = plt.subplots(figsize=(6, 3.6))
-        for (mixer,), mixer_runs in _by(group, "mixer").items():
-            for i, run in enumerate(r for r in mixer_runs if r.curve):
-                steps, losses = zip(*run.curve, strict=True)
-                ax.plot(
-                    steps,
-                    losses,
-                    lw=1,
-                    alpha=0.8,
-                    label=mixer if i == 0 else None,
-                    color=_color(mixer),
-                )
+        fig, (ax, vax) = plt.subplots(1, 2, figsize=(10, 3.6))
+        markers = "osd^v<>"
+        for k, ((mixer,), mixer_runs) in enumerate(_by(group, "mixer").items()):
+            for i, run in enumerate(mixer_runs):
+                style = dict(lw=1, alpha=0.8, color=_color(mixer), marker=markers[k % 7],
+                             markevery=0.2, ms=3, label=mixer if i == 0 else None)  # fmt: skip
+                if run.curve:
+                    ax.plot(*zip(*run.curve, strict=True), **style)
+                if run.valid_curve:
+                    vax.plot(*zip(*run.valid_curve, strict=True), **style)
+        losses = [v for r in group for _, v in r.curve if v > 0]
+        if losses and max(losses) / min(losses) > 10:  # a log axis only for a wide range
+            ax.set_yscale("log")
         ax.set_xlabel("step")
         ax.set_ylabel("training loss")
-        ax.set_yscale("log")
-        ax.set_title(task)
+        vax.set_xlabel("step")
+        vax.set_ylabel(f"validation {group[0].metric}")
+        if group[0].floor is not None:
+            vax.axhline(group[0].floor, ls="--", lw=1, color="gray")
+        ax.set_title(label)
         ax.legend(fontsize=8)
         fig.tight_layout()
-        path = out / f"curves_{task}.png"
+        path = out / f"curves_{_file_safe(label)}.png"
         fig.savefig(path, dpi=110)
         plt.close(fig)
-        made.append((task, path))
+        made.append((label, path))
     return made
+
+
+def _file_safe(text: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in text)
 
 
 def _color(name: str) -> str:
@@ -616,11 +763,13 @@ def runs_table(runs: list[Run], root: Path) -> Table:
             str(r.layers),
             str(r.summary.get("seed", "")),
             str(r.summary.get("steps", "")),
+            r.role,
             f"{r.score:.4f}",
         ]
         for r in runs
     ]
-    return Table(["run", "task", "mixer", "layers", "seed", "steps", "test metric"], rows)
+    header = ["run", "task", "mixer", "layers", "seed", "steps", "role", "test metric"]
+    return Table(header, rows)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -645,6 +794,11 @@ def add_cli(subparsers: argparse._SubParsersAction) -> None:
         default=256,
         help="model width D for the cost tables (default 256)",
     )
+    p.add_argument(
+        "--reference",
+        metavar="DIR",
+        help="committed studies (e.g. results): show each cell's number there beside the fresh one",
+    )
     p.set_defaults(func=_cmd_report)
 
 
@@ -652,6 +806,8 @@ def _cmd_report(args: argparse.Namespace) -> int:
     root = Path(args.runs_dir)
     if not root.is_dir():
         raise ValueError(f"runs directory {root} does not exist")
-    out = build_report(root, Path(args.out) if args.out else root / "report", width=args.width)
+    reference = Path(args.reference) if args.reference else None
+    out = Path(args.out) if args.out else root / "report"
+    out = build_report(root, out, width=args.width, reference=reference)
     print(f"report: {out / 'report.md'}\n        {out / 'report.html'}")
     return 0

@@ -1,47 +1,56 @@
-"""The comparison suites behind ``globalconv compare``: plain lists of runs, run as a sweep.
+"""The comparison suites behind ``globalconv compare``: experiments as data.
 
-A suite is tasks (each with its own budget) × mixers × seeds (× depths), every model sized to the
-reference attention model by parameters or FLOPs per token (``match``). Runs go to
-``OUT/<task>/<mixer>-l<layers>-s<seed>``; a finished run is skipped and a partial one resumed, so
-a suite can be stopped and rerun at will. ``globalconv report OUT`` then writes the answer.
+A suite is tasks (each with its own budget) x mixers x depths x widths; every model is sized to
+the reference attention model by parameters or FLOPs per token (``match``). Each cell is run by
+``train.protocol``: its grid (at least the learning rate) is tuned on a validation split, the
+best point is trained for every seed, and only those runs give test numbers. Runs go to
+``OUT/<task>/<mixer>-l<layers>[-d<width>]/<point>-s<seed>``; finished runs are read back and
+partial ones resumed, so a suite can be stopped and rerun at will. ``globalconv report OUT``
+then writes the answer.
 
-- ``quick`` (the default, what ``make run`` runs): attention, global_conv and gated_global_conv
-  on MNIST-1D (real data), MQAR (in-context recall) and byte-level language modelling on Python's
-  own sources; parameter-matched; one seed. A few minutes on a 2-core CPU.
-- ``depth``: the seed's claim that stacking 12-24 global convolutions models interactions of
-  any complexity. Depths 1, 2, 4, 8, 12, 24 for global_conv, gated_global_conv and attention on
-  mqar, induction and a small ListOps, FLOP-matched to attention at the same depth.
-- ``full``: every registered mixer on recall (mqar, induction, selective_copy), long-range
-  (listops, parity), real data (mnist1d and its shuffled variant), language modelling (text) and
-  sequence-to-sequence (reverse), three seeds, each where the mixer can run (a bidirectional-only
-  mixer skips the causal tasks). Sized for a 2-core CPU overnight with ``--jobs 2``; widths,
-  lengths and steps scale with ``KEY=VALUE`` overrides on a GPU.
+- ``quick`` (what ``make run`` runs): attention, global_conv and gated_global_conv on MNIST-1D,
+  MQAR and byte-level language modelling; parameter-matched; one seed; minutes on a 2-core CPU.
+- ``mnist1d``, ``recall``, ``depth``, ``lm``, ``longrange``: the reference studies, whose
+  committed results (``results/<suite>``) the README's answer is taken from.
+- ``full``: every registered mixer on every task family, three seeds.
 """
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from globalconv import config as configuration
 from globalconv import mixers, tasks
 from globalconv.config import ConfigError, RunConfig
-from globalconv.train import sweep
+from globalconv.train import protocol
 
 TRIO = ["attention", "global_conv", "gated_global_conv"]
+# Tuned per cell on validation; Zoology takes the best of four log-spaced rates in 1e-4..1e-2.
+LR_GRID = {"train.lr": [3e-4, 1e-3, 3e-3]}
+EVALS_PER_RUN = 20  # validation passes per run when a suite sets no train.eval_every
+PROTOCOL = ["task.valid_fraction=0.1"]  # tasks without a validation split of their own get one
 
 
 @dataclass(frozen=True)
 class Suite:
+    """A comparison as data: tasks (each with its budget) x mixers x depths x widths, each cell
+    tuned on validation over ``grid`` (plus ``mixer_grid[mixer]``), then trained per seed."""
+
     description: str
     tasks: dict[str, list[str]]  # label -> overrides (task and its budget)
     mixers: list[str] | None  # None: every registered mixer
     seeds: list[int] = field(default_factory=lambda: [0])
     depths: list[int] | None = None  # None: the configured n_layers
+    widths: list[int] | None = None  # None: the configured d_model
     common: list[str] = field(default_factory=list)
+    grid: dict[str, list[Any]] = field(default_factory=lambda: dict(LR_GRID))
+    mixer_grid: dict[str, dict[str, list[Any]]] = field(default_factory=dict)
 
 
-QUICK_TRAIN = ["train.lr=3e-3", "train.warmup_steps=50", "train.threads=1", "match.by=params"]
+SMALL_TRAIN = ["train.warmup_steps=100", "train.threads=1"]
 LISTOPS_SMALL = [
     "task.name=listops",
     "task.params.min_len=32",
@@ -49,9 +58,26 @@ LISTOPS_SMALL = [
     "task.params.max_depth=6",
     "task.params.max_args=6",
     "task.params.num_train=10000",
-    "task.params.num_valid=0",
+    "task.params.num_valid=1000",
     "task.params.num_test=1000",
 ]
+MNIST1D_MIXERS = ["attention", "global_conv", "gated_global_conv", "hyena", "lightconv", "fnet",
+                  "mlp_mixer"]  # fmt: skip
+RECALL_MIXERS = ["attention", "global_conv", "gated_global_conv", "hyena"]
+POSITIONS = {"attention": {"model.positions": ["sinusoidal", "learned"]}}
+
+
+def _mqar(L: int, pairs: int, steps: int) -> list[str]:
+    return [
+        "task.name=mqar",
+        f"task.params.seq_len={L}",
+        f"task.params.num_kv_pairs={pairs}",
+        "task.params.vocab_size=256",
+        "task.params.num_train=20000",
+        "task.params.num_test=1000",
+        f"train.steps={steps}",
+    ]
+
 
 SUITES: dict[str, Suite] = {
     "quick": Suite(
@@ -67,10 +93,38 @@ SUITES: dict[str, Suite] = {
             ],
         },
         mixers=TRIO,
-        common=QUICK_TRAIN,
+        common=[*SMALL_TRAIN, "train.warmup_steps=50", "match.by=params"],
+        grid={"train.lr": [1e-3, 3e-3]},
+    ),
+    # -- the reference studies (results/<name>): see the README's "The answer"
+    "mnist1d": Suite(
+        "real data: MNIST-1D and its shuffled variant, seven mixers, FLOP-matched, 3 seeds",
+        tasks={
+            "mnist1d": ["task.name=mnist1d", "train.steps=3000"],
+            "mnist1d_shuffled": [
+                "task.name=mnist1d",
+                "task.params.shuffled=true",
+                "train.steps=3000",
+            ],
+        },
+        mixers=MNIST1D_MIXERS,
+        seeds=[0, 1, 2],
+        common=[*SMALL_TRAIN, "match.by=flops"],
+        grid={"train.lr": [1e-3, 3e-3, 1e-2]},
+        mixer_grid=POSITIONS,
+    ),
+    "recall": Suite(
+        "recall capacity (Zoology's Figure 2 at CPU scale): MQAR, length and pairs growing "
+        "together, x width, parameter-matched to attention at each width",
+        tasks={"mqar_64x8": _mqar(64, 8, 2000), "mqar_128x16": _mqar(128, 16, 2000)},
+        mixers=RECALL_MIXERS,
+        seeds=[0, 1, 2],
+        widths=[32, 64, 128],
+        common=[*SMALL_TRAIN, "match.by=params"],
+        grid={"train.lr": [1e-3, 3e-3, 1e-2]},
     ),
     "depth": Suite(
-        "does stacking global convolutions close the gap? depths 1-24 on recall and ListOps",
+        "the seed's claim: does stacking 1-24 global convolutions close the gap? FLOP-matched",
         tasks={
             "mqar": ["task.name=mqar", "train.steps=2000"],
             "induction": ["task.name=induction", "train.steps=2000"],
@@ -78,10 +132,35 @@ SUITES: dict[str, Suite] = {
         },
         mixers=TRIO,
         depths=[1, 2, 4, 8, 12, 24],
-        common=["train.lr=1e-3", "train.warmup_steps=200", "train.threads=1", "match.by=flops"],
+        seeds=[0, 1, 2],
+        common=[*SMALL_TRAIN, "match.by=flops"],
+    ),
+    "lm": Suite(
+        "byte-level language modelling at equal FLOPs (bits per byte)",
+        tasks={
+            "text": [
+                "task.name=text",
+                "task.params.seq_len=128",
+                "task.params.max_bytes=4000000",
+                "train.steps=3000",
+            ]
+        },
+        mixers=RECALL_MIXERS,
+        seeds=[0, 1, 2],
+        common=[*SMALL_TRAIN, "match.by=flops"],
+    ),
+    "longrange": Suite(
+        "long-range classification: small ListOps and parity, beside LRA's Transformer",
+        tasks={
+            "listops": [*LISTOPS_SMALL, "train.steps=3000"],
+            "parity": ["task.name=parity", "train.steps=2000"],
+        },
+        mixers=RECALL_MIXERS,
+        seeds=[0, 1, 2],
+        common=[*SMALL_TRAIN, "match.by=flops"],
     ),
     "full": Suite(
-        "every mixer x every task family x 3 seeds (a 2-core CPU overnight)",
+        "every mixer x every task family x 3 seeds (a 2-core CPU for days)",
         tasks={
             "mqar": ["task.name=mqar", "train.steps=3000"],
             "induction": ["task.name=induction", "train.steps=2000"],
@@ -99,7 +178,7 @@ SUITES: dict[str, Suite] = {
         },
         mixers=None,
         seeds=[0, 1, 2],
-        common=["train.lr=1e-3", "train.warmup_steps=200", "train.threads=1", "match.by=params"],
+        common=[*SMALL_TRAIN, "match.by=params"],
     ),
 }
 
@@ -111,10 +190,16 @@ def plan(
     task_labels: list[str] | None = None,
     seeds: list[int] | None = None,
     depths: list[int] | None = None,
+    widths: list[int] | None = None,
+    grid: dict[str, list[Any]] | None = None,
     overrides: list[str] | None = None,
     base: dict | None = None,
-) -> list[tuple[str, dict, RunConfig]]:
-    """(run name, settings, config) of every run of the suite, all validated up front."""
+) -> list[protocol.Cell]:
+    """The suite's cells (task x mixer x depth), every run of each validated up front.
+
+    grid: axes replacing the suite's own (an empty dict tunes nothing). An override of a key the
+    grid tunes (``train.lr=3e-3``) fixes that key: the axis is dropped, the value used.
+    """
     if suite_name not in SUITES:
         raise ConfigError(f"unknown suite {suite_name!r}; available: {', '.join(SUITES)}")
     suite = SUITES[suite_name]
@@ -131,28 +216,56 @@ def plan(
             f"suite {suite_name!r} has no task {', '.join(missing)}; its tasks: "
             f"{', '.join(suite.tasks)}"
         )
-    runs = []
+    fixed = {item.partition("=")[0] for item in overrides or []}
+    axes = {k: v for k, v in (suite.grid if grid is None else grid).items() if k not in fixed}
+    run_seeds = tuple(seeds or suite.seeds)
+    cells: list[protocol.Cell] = []
     for label in labels:
         for mixer in names:
+            own = suite.mixer_grid.get(mixer, {}) if grid is None else {}
+            cell_grid = {**axes, **own}
+            cell_grid = {k: v for k, v in cell_grid.items() if k not in fixed}
             for depth in depths or suite.depths or [None]:
-                for seed in seeds or suite.seeds:
-                    settings = {"task": label, "model.mixer": mixer, sweep.SEED_KEY: seed}
-                    extra = [f"model.mixer={mixer}", f"train.seed={seed}"]
+                for width in widths or suite.widths or [None]:
+                    extra = [f"model.mixer={mixer}"]
                     if depth is not None:
-                        settings["model.n_layers"] = depth
                         extra.append(f"model.n_layers={depth}")
+                    if width is not None:  # the reference's width: matching sizes the mixer
+                        extra.append(f"model.d_model={width}")
                     data = configuration.apply_overrides(
-                        dict(base or {}),
-                        suite.common + suite.tasks[label] + extra + list(overrides or []),
+                        copy.deepcopy(base or {}),
+                        PROTOCOL
+                        + suite.common
+                        + suite.tasks[label]
+                        + extra
+                        + list(overrides or []),
                     )
                     cfg = configuration.parse(data)
                     if not _can_run(cfg):
                         continue
-                    name = f"{label}/{mixer}-l{cfg.model.n_layers}-s{seed}"
-                    runs.append((name, settings, cfg))
-    if not runs:
+                    if not cfg.train.eval_every:  # a validation curve, for the convergence check
+                        every = max(1, cfg.train.steps // EVALS_PER_RUN)
+                        data = configuration.apply_overrides(data, [f"train.eval_every={every}"])
+                    layers = cfg.model.n_layers
+                    name = f"{label}/{mixer}-l{layers}" + (f"-d{width}" if width else "")
+                    labels_ = {"task": label, "model.mixer": mixer, "model.n_layers": layers}
+                    if width:
+                        labels_["model.d_model"] = width
+                    cells.append(
+                        protocol.Cell(
+                            name=name,
+                            base=data,
+                            grid=cell_grid,
+                            seeds=run_seeds,
+                            tune_seed=run_seeds[0],
+                            labels=labels_,
+                        )
+                    )
+    if not cells:
         raise ConfigError("the suite has no run these mixers can do; choose other --mixers")
-    return runs
+    for cell in cells:
+        cell.validate()
+    return cells
 
 
 def _can_run(cfg: RunConfig) -> bool:
@@ -164,8 +277,10 @@ def _can_run(cfg: RunConfig) -> bool:
     return cls.supports_causal if spec.causal else cls.supports_bidirectional
 
 
-def run(runs: list[tuple[str, dict, RunConfig]], out: Path, *, jobs: int, progress: bool) -> dict:
-    return sweep.run_sweep(runs, out, jobs=jobs, progress=progress)
+def run(
+    cells: list[protocol.Cell], out: Path, *, jobs: int, progress: bool, rerun: bool = False
+) -> dict:
+    return protocol.run(cells, out, jobs=jobs, progress=progress, rerun=rerun)
 
 
 def describe() -> str:
@@ -175,5 +290,10 @@ def describe() -> str:
         lines.append(f"{name}: {suite.description}")
         lines.append(f"  tasks: {', '.join(suite.tasks)}; mixers: {mixer_names}")
         depths = f"; depths {suite.depths}" if suite.depths else ""
-        lines.append(f"  seeds: {suite.seeds}{depths}")
+        widths = f"; widths {suite.widths}" if suite.widths else ""
+        lines.append(f"  seeds: {suite.seeds}{depths}{widths}")
+        tuned = {**suite.grid, **{f"{k} ({m})": v for m, g in suite.mixer_grid.items()
+                                  for k, v in g.items()}}  # fmt: skip
+        grid = "; ".join(f"{k} in {v}" for k, v in tuned.items()) or "nothing"
+        lines.append(f"  tuned on validation: {grid}")
     return "\n".join(lines)

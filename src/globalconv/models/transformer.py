@@ -12,7 +12,8 @@ cross-attention while both stacks' self-attention is replaced.
 from __future__ import annotations
 
 import math
-from typing import Literal
+from pathlib import Path
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -244,6 +245,22 @@ class Transformer(nn.Module):
             padding = ~mixers.valid_mask(lengths, x.shape[1], x.device)
             pooled = x.masked_fill(padding, 0).sum(1) / lengths[:, None].to(x.dtype)
         return self.head(pooled)  # (B, C)
+
+    def save_pretrained(self, save_directory: str | Path, **hub_kwargs: Any) -> Any:
+        """Save in the Hub format: config.json (the constructor's arguments) and
+        model.safetensors, through huggingface_hub's mixin (``pip install 'globalconv[hf]'``);
+        ``hub_kwargs`` go to ``PyTorchModelHubMixin.save_pretrained`` (``push_to_hub``, ...)."""
+        from globalconv.hf.hub import as_hub_model
+
+        return as_hub_model(self).save_pretrained(save_directory, **hub_kwargs)
+
+    @classmethod
+    def from_pretrained(cls, name_or_path: str | Path, **hub_kwargs: Any) -> Transformer:
+        """Load a model written by ``save_pretrained`` (a local directory, or a Hub repository
+        id, downloaded only then); weights are loaded strictly."""
+        from globalconv.hf.hub import HubTransformer
+
+        return HubTransformer.from_pretrained(name_or_path, **hub_kwargs)
 
     def num_params(self) -> int:
         return sum(p.numel() for p in self.parameters())

@@ -14,6 +14,7 @@ from globalconv.tasks import (  # noqa: F401  (registration)
 )
 from globalconv.tasks.base import (
     IGNORE_INDEX,
+    Baseline,
     Split,
     Task,
     TaskParams,
@@ -26,6 +27,7 @@ from globalconv.tasks.base import (
 
 __all__ = [
     "IGNORE_INDEX",
+    "Baseline",
     "Split",
     "Task",
     "TaskParams",

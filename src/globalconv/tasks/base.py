@@ -66,6 +66,12 @@ class Split:
     def __len__(self) -> int:
         return self.inputs.shape[0]
 
+    def subset(self, index: Tensor) -> Split:
+        """The examples at ``index`` (a long index or a boolean mask), as a new split."""
+        lengths = None if self.lengths is None else self.lengths[index]
+        extras = {k: v[index] for k, v in self.extras.items()}
+        return Split(self.inputs[index], self.targets[index], lengths, extras)
+
     def batch(self, index: Tensor) -> tuple[dict[str, Tensor | None], Tensor]:
         """(model keyword inputs, targets) for the examples at ``index``."""
         lengths = None if self.lengths is None else self.lengths[index]
@@ -78,6 +84,18 @@ class Split:
         model_inputs = {"inputs": inputs, "lengths": lengths}
         model_inputs.update({k: v[index] for k, v in self.extras.items()})
         return model_inputs, targets
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """The score a model gets without learning the task: the floor a verdict is measured from.
+
+    value: in the task's metric (accuracy, or bits per token), on the test split.
+    what: how that score is reached, e.g. "majority class" or "a random one of the 4 values".
+    """
+
+    value: float
+    what: str
 
 
 @dataclass(frozen=True)
@@ -127,6 +145,24 @@ class Task:
     def splits(self) -> dict[str, Split]:
         """{'train': ..., 'test': ..., optionally 'valid': ...}"""
         raise NotImplementedError
+
+    def baseline(self, splits: dict[str, Split]) -> Baseline:
+        """The trivial floor on the test split; tasks with a fairer one override this.
+
+        Accuracy: always answering the most frequent training target. Bits per token: the
+        training targets' unigram distribution (add-one smoothed), scored on test.
+        """
+        train = splits["train"].targets.reshape(-1)
+        test = splits["test"].targets.reshape(-1)
+        train, test = train[train != IGNORE_INDEX], test[test != IGNORE_INDEX]
+        size = int(max(train.max(), test.max())) + 1
+        counts = torch.bincount(train, minlength=size).double()
+        if self.spec.metric == "bits_per_token":
+            probs = (counts + 1) / (counts.sum() + size)
+            bits = -torch.log2(probs[test]).mean()
+            return Baseline(float(bits), "unigram frequencies of the training targets")
+        majority = int(counts.argmax())
+        return Baseline(float((test == majority).double().mean()), "majority class")
 
     def generator(self, offset: int = 0) -> torch.Generator:
         return torch.Generator().manual_seed(self.params.seed * 1_000_003 + offset)

@@ -73,9 +73,30 @@ def drop_leaks(splits: dict[str, Split]) -> dict[str, Split]:
         )
     if keep.all():
         return splits
-    lengths = None if train.lengths is None else train.lengths[keep]
-    extras = {k: v[keep] for k, v in train.extras.items()}
-    return {**splits, "train": Split(train.inputs[keep], train.targets[keep], lengths, extras)}
+    return {**splits, "train": train.subset(keep)}
+
+
+def carve_validation(splits: dict[str, Split], fraction: float, seed: int) -> dict[str, Split]:
+    """A validation split of ``fraction`` of the training examples, drawn by ``seed``.
+
+    The held-out examples leave the training split, and so does every remaining training
+    example equal to one of them (``drop_leaks``), so validation is disjoint from training; test
+    is untouched. A task that already has a validation split keeps it.
+    """
+    if "valid" in splits or fraction <= 0:
+        return splits
+    train = splits["train"]
+    n_valid = int(round(fraction * len(train)))
+    if not 1 <= n_valid < len(train):
+        raise ValueError(
+            f"task.valid_fraction={fraction} of {len(train)} training examples leaves "
+            f"{n_valid} for validation; choose a fraction that holds out at least one example "
+            "and keeps at least one for training"
+        )
+    order = torch.from_numpy(rng(seed, "carve-validation").permutation(len(train)))
+    held, kept = order[:n_valid].sort().values, order[n_valid:].sort().values
+    carved = {"train": train.subset(kept), "valid": train.subset(held)}
+    return drop_leaks({**splits, **carved})
 
 
 def default_cache_dir() -> Path:

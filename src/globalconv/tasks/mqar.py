@@ -32,7 +32,7 @@ from __future__ import annotations
 import numpy as np
 from pydantic import Field, model_validator
 
-from globalconv.tasks.base import IGNORE_INDEX, Split, Task, TaskSpec, register_task
+from globalconv.tasks.base import IGNORE_INDEX, Baseline, Split, Task, TaskSpec, register_task
 from globalconv.tasks.common import SyntheticParams, drop_leaks, rng, sizes, split_numpy
 
 
@@ -115,3 +115,8 @@ class Mqar(Task):
             for name, n in sizes(p).items()
         }
         return drop_leaks(splits)
+
+    def baseline(self, splits: dict[str, Split]) -> Baseline:
+        # Copying a random one of the context's values needs no recall: the fair floor.
+        P = self.params.num_kv_pairs
+        return Baseline(1.0 / P, f"a random one of the {P} values in the context")

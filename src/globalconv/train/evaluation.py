@@ -65,7 +65,7 @@ def evaluate_run(
     check_device(device)
 
     trained_spec = tasks.build(trained.task.name, trained.task.params).spec
-    task, task_splits = task_data(cfg)
+    task, task_splits, _ = task_data(cfg)
     spec = task.spec
     # a model built for the longer of the two lengths serves shorter sequences as trained
     model_spec = dataclasses.replace(spec, max_len=max(spec.max_len, trained_spec.max_len))

@@ -12,6 +12,7 @@ ends with the same numbers as an uninterrupted one (same machine and thread coun
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -33,6 +34,7 @@ from globalconv import tasks
 from globalconv.config import RunConfig
 from globalconv.models import build_model
 from globalconv.tasks import IGNORE_INDEX, Split, TaskSpec
+from globalconv.tasks.common import carve_validation
 from globalconv.train import checkpoint, distributed, io, lock, matching, records
 from globalconv.train.checkpoint import CheckpointError
 from globalconv.train.optim import (
@@ -44,6 +46,8 @@ from globalconv.train.optim import (
 )
 
 # Config keys that may change when a run is resumed: they do not change what is computed.
+REQUEST = "request.json"  # the config as requested, before matching: what reuse compares
+
 RESUMABLE_KEYS = {
     "name",
     "train.device",
@@ -145,15 +149,25 @@ class BatchOrder:
 
 
 @lru_cache(maxsize=2)
-def _task_data(name: str, params_json: str) -> tuple[tasks.Task, dict[str, Split]]:
+def _task_data(
+    name: str, params_json: str, valid_fraction: float
+) -> tuple[tasks.Task, dict[str, Split], str | None]:
     # Generating a task can take seconds; runs of one process (sweeps, tests) share it.
     task = tasks.build(name, json.loads(params_json))
-    return task, task.splits()
+    splits = task.splits()
+    if "valid" in splits:
+        return task, splits, "the task's own validation split"
+    if not valid_fraction:
+        return task, splits, None
+    carved = carve_validation(splits, valid_fraction, task.params.seed)
+    return task, carved, f"{valid_fraction:g} of the training examples (task.valid_fraction)"
 
 
-def task_data(cfg: RunConfig) -> tuple[tasks.Task, dict[str, Split]]:
-    """The configured task and its splits (cached per process; the tensors are not modified)."""
-    return _task_data(cfg.task.name, json.dumps(cfg.task.params, sort_keys=True))
+def task_data(cfg: RunConfig) -> tuple[tasks.Task, dict[str, Split], str | None]:
+    """The configured task, its splits (a validation split carved from training if asked) and
+    where the validation split came from (cached per process; the tensors are not modified)."""
+    params = json.dumps(cfg.task.params, sort_keys=True)
+    return _task_data(cfg.task.name, params, cfg.task.valid_fraction)
 
 
 class _StopOnSignal:
@@ -200,11 +214,13 @@ def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
-def config_differences(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
+def config_differences(
+    saved: dict[str, Any], current: dict[str, Any], where: str = "in the checkpoint"
+) -> list[str]:
     """Keys (dotted) whose values differ and that matter for the computation."""
     a, b = _flatten(saved), _flatten(current)
     return [
-        f"{key}={a.get(key)!r} in the checkpoint, {b.get(key)!r} now"
+        f"{key}={a.get(key)!r} {where}, {b.get(key)!r} now"
         for key in sorted(set(a) | set(b))
         if key not in RESUMABLE_KEYS and a.get(key) != b.get(key)
     ]
@@ -292,9 +308,10 @@ class _Run:
         self.run_dir: Path = run_dir
         self.progress = progress
         tc = cfg.train
-        self.task, self.splits = task_data(cfg)
+        self.task, self.splits, self.valid_source = task_data(cfg)
         self.spec: TaskSpec = self.task.spec
         spec = self.spec
+        self.requested = cfg.model_dump(mode="json")  # before matching resizes it
         self.cfg, self.match = matching.match(cfg, spec)
         if tc.batch_size % (dist.world_size * tc.grad_accum):
             raise ValueError(
@@ -304,8 +321,8 @@ class _Run:
         if tc.eval_every and "valid" not in self.splits:
             raise ValueError(
                 f"train.eval_every needs a validation split, and task {cfg.task.name!r} has none "
-                "with these parameters (give it one, e.g. task.params.valid_fraction=0.1 for "
-                "mnist1d) or set train.eval_every=0"
+                "with these parameters (carve one from training with task.valid_fraction=0.1) "
+                "or set train.eval_every=0"
             )
         if tc.early_stopping.metric == "bits_per_token" and spec.metric != "bits_per_token":
             raise ValueError(
@@ -486,6 +503,7 @@ class _Run:
         if dist.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             io.write_json(self.run_dir / "config.json", self.resolved, checksum=True)
+            io.write_json(self.run_dir / REQUEST, self.requested, checksum=True)
             env = records.environment(self.device, dist.world_size)
             env["resumed_from_step"] = self.resumed_from
             io.write_json(self.run_dir / "env.json", env, checksum=True)
@@ -586,7 +604,11 @@ class _Run:
             "device": self.device,
             "world_size": self.dist.world_size,
             "train_seconds": self.seconds,
+            "train_tokens": self.tokens,  # the budget in tokens seen (padding included)
             "train_tokens_per_s": self.tokens / max(self.seconds, 1e-9),
+            "splits": {name: len(split) for name, split in self.splits.items()},
+            "valid_source": self.valid_source,
+            "baseline": dataclasses.asdict(self.task.baseline(self.splits)),
             "final_train_loss": self.last_loss,
             "param_groups": describe_groups(self.optimizer),
             "match": self.match,

@@ -15,7 +15,7 @@ def find_runs(root: Path) -> list[Path]:
     return sorted(p.parent for p in root.rglob("config.json"))
 
 
-RUN_FILES = ("config.json", "env.json", "summary.json", "model.safetensors")
+RUN_FILES = ("config.json", "request.json", "env.json", "summary.json", "model.safetensors")
 
 
 def describe(run_dir: Path) -> dict[str, Any]:

@@ -135,14 +135,66 @@ def status(run_dir: Path) -> str:
     return "new"
 
 
-def _train_one(cfg_json: dict[str, Any], run_dir: str, resume: bool, threads: int | None):
+def reuse(run_dir: Path, cfg: RunConfig, *, rerun: bool = False) -> str:
+    """What to do with ``run_dir`` for a run requested as ``cfg``: "done" (finished with this
+    config: read back), "resume" (partial, this config), "new", or "rerun" (made with another
+    config, and ``rerun``: trained again from scratch). A run made with another config is
+    otherwise a ``ConfigError`` naming the keys that differ: it is never reused silently."""
+    from globalconv.train.loop import REQUEST, config_differences
+
+    state = status(run_dir)
+    if state == "new":
+        return state
+    # like with like: the request saved beside the run, before matching resized it (runs
+    # from before request.json have only the resolved config.json)
+    saved_path = run_dir / REQUEST
+    if not saved_path.is_file():
+        saved_path = run_dir / "config.json"
+    if not saved_path.is_file():
+        return state  # a checkpoint alone: train's own check compares the checkpoint's config
+    where = f"in {saved_path.name}"
+    differences = config_differences(io.read_json(saved_path), cfg.model_dump(mode="json"), where)
+    if not differences:
+        return state
+    if rerun:
+        return "rerun"
+    kind = "finished" if state == "done" else "partial"
+    raise ConfigError(
+        f"{run_dir} holds a {kind} run made with another config ({'; '.join(differences)}); "
+        "pass --rerun to train it again as requested, or choose another --out"
+    )
+
+
+def check_reuse(plans: list[tuple[Path, RunConfig]], *, rerun: bool) -> dict[Path, str]:
+    """``reuse`` for every planned run at once, so that conflicts are refused together and
+    before anything trains."""
+    states, problems = {}, []
+    for run_dir, cfg in plans:
+        try:
+            states[run_dir] = reuse(run_dir, cfg, rerun=rerun)
+        except ConfigError as err:
+            problems.append(str(err))
+    if problems:
+        more = f" (and {len(problems) - 1} more run(s) like it)" if len(problems) > 1 else ""
+        raise ConfigError(problems[0] + more)
+    return states
+
+
+def _train_one(
+    cfg_json: dict[str, Any],
+    run_dir: str,
+    resume: bool,
+    threads: int | None,
+    overwrite: bool = False,
+):
     import torch
 
     from globalconv.train.loop import train
 
     if threads is not None:
         torch.set_num_threads(threads)
-    return train(RunConfig.model_validate(cfg_json), run_dir, progress=False, resume=resume)
+    cfg = RunConfig.model_validate(cfg_json)
+    return train(cfg, run_dir, progress=False, resume=resume, overwrite=overwrite)
 
 
 def run_sweep(
@@ -152,34 +204,45 @@ def run_sweep(
     jobs: int = 1,
     progress: bool = True,
     echo=print,
+    rerun: bool = False,
 ) -> dict[str, Any]:
-    """Run (or skip, or resume) every planned run; write and return the sweep summary."""
+    """Run (or skip, or resume) every planned run; write and return the sweep summary. A run
+    already in ``out`` made with another config is refused (``reuse``), or with ``rerun``
+    trained again."""
     from globalconv.train.loop import train
 
     out = Path(out)
     results: dict[str, dict[str, Any]] = {}
     todo = []
+    states = check_reuse([(out / name, cfg) for name, _, cfg in runs], rerun=rerun)
     for name, _, cfg in runs:
-        state = status(out / name)
+        state = states[out / name]
         if state == "done":
             echo(f"[skip] {name}: finished")
             results[name] = {"status": "skipped", "summary": _summary(out / name)}
         else:
-            todo.append((name, cfg, state == "resume"))
+            todo.append((name, cfg, state))
     if jobs == 1:
-        for name, cfg, resume in todo:
-            echo(f"[{'resume' if resume else 'run'}] {name}")
+        for name, cfg, state in todo:
+            echo(f"[{state if state != 'new' else 'run'}] {name}")
             results[name] = _guard(
-                lambda cfg=cfg, n=name, r=resume: train(cfg, out / n, progress=progress, resume=r)
+                lambda cfg=cfg, n=name, s=state: train(
+                    cfg, out / n, progress=progress, resume=s == "resume", overwrite=s == "rerun"
+                )
             )
     else:
         threads = max(1, (os.cpu_count() or 1) // jobs)  # the cores shared, not oversubscribed
         with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
             futures = {
                 name: pool.submit(
-                    _train_one, cfg.model_dump(mode="json"), str(out / name), resume, threads
+                    _train_one,
+                    cfg.model_dump(mode="json"),
+                    str(out / name),
+                    state == "resume",
+                    threads,
+                    state == "rerun",
                 )
-                for name, cfg, resume in todo
+                for name, cfg, state in todo
             }
             for name, future in futures.items():
                 results[name] = _guard(future.result)
@@ -325,6 +388,12 @@ def add_cli(subparsers) -> None:
     )
     p.add_argument("--out", help="sweep directory (default: the file's out, or runs/sweep)")
     p.add_argument("--dry-run", action="store_true", help="list the runs and their status only")
+    p.add_argument(
+        "--rerun",
+        action="store_true",
+        help="train again the runs already in --out that were made with another config "
+        "(without it they are an error naming what differs)",
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     p.add_argument(
         "overrides", nargs="*", metavar="KEY=VALUE", help="dotted overrides of the base config"
@@ -354,7 +423,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         for name, _, _ in runs:
             print(f"{status(out / name):>6}  {out / name}")
         return 0
-    summary = run_sweep(runs, out, jobs=jobs, progress=not args.quiet)
+    summary = run_sweep(runs, out, jobs=jobs, progress=not args.quiet, rerun=args.rerun)
     print(groups_table(summary["groups"]))
     failed = [r for r in summary["runs"] if r["status"] == "failed"]
     for r in failed:

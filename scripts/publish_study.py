@@ -1,0 +1,50 @@
+"""Copy a study's finished runs from its run tree into results/ and regenerate its report.
+
+    .venv/bin/python scripts/publish_study.py runs/study/mnist1d results/mnist1d
+
+What is copied: per finished run (one with summary.json) its config, summary, environment and
+metric log; every cell's selection.json and the tree's protocol.json. Checkpoints are never
+copied, and weights only for the two runs the report's pictures are drawn from (the first
+finished global_conv result and the first attention result on the same task). Run it again as
+the study goes on: it only adds and refreshes files.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+from globalconv.analysis import report
+
+RUN_FILES = ("config.json", "summary.json", "env.json", "metrics.jsonl")
+
+
+def publish(source: Path, dest: Path) -> Path:
+    for summary in sorted(source.rglob("summary.json")):
+        run = summary.parent
+        target = dest / run.relative_to(source)
+        target.mkdir(parents=True, exist_ok=True)
+        for name in RUN_FILES:
+            if (run / name).is_file():
+                shutil.copy2(run / name, target / name)
+    for record in [*source.rglob("selection.json"), *source.glob("protocol.json")]:
+        target = dest / record.relative_to(source)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(record, target)
+    results = [r for r in report.collect_runs(dest) if r.role == "result"]
+    conv = next((r for r in results if r.mixer == "global_conv"), None)
+    attention = conv and next(
+        (r for r in results if r.mixer == "attention" and r.task == conv.task), None
+    )
+    for run in (conv, attention):
+        if run is not None:
+            weights = source / run.path.relative_to(dest) / "model.safetensors"
+            shutil.copy2(weights, run.path / "model.safetensors")
+    return report.build_report(dest, dest / "report")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 3:
+        sys.exit("usage: publish_study.py RUNS_DIR RESULTS_DIR")
+    print(publish(Path(sys.argv[1]), Path(sys.argv[2])) / "report.md")

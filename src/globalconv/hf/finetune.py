@@ -1,0 +1,429 @@
+"""``globalconv finetune MODEL_DIR``: swap a ``transformers`` model's attention for a mixer and
+fine-tune it on a task of our registry, optionally frozen but for the new mixers and distilled
+from the original model, reporting the loss before and after.
+
+The loss is ``task_weight * CE + kl * T^2 KL(teacher_T || student_T) + mse * MSE(hidden)``:
+cross-entropy on the task's scored targets; the KL divergence of the student's from the
+teacher's temperature-T softmax at the same scored positions (sequences for classification
+tasks); the mean squared difference of every layer's hidden states at real tokens, averaged
+over layers. The teacher is the model as loaded (before the swap), or ``--teacher DIR``. This
+is the recipe of attention-conversion work (logit and hidden-state matching), with our mixers.
+
+Data: any registered task with token inputs (``text`` for byte-level language modelling,
+``files`` for your own arrays in an .npz, ``hf`` for a Hugging Face dataset); a causal task
+needs a causal model (a bidirectional one would see its targets). Batches are the trainer's
+(the batch at step s depends on the seed and s); evaluation uses the first ``eval_examples`` of
+the validation split (the test split when there is none).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from globalconv import tasks
+from globalconv.config import ConfigError, apply_overrides
+from globalconv.hf.replace import MixerAttention, is_causal, replace_attention
+from globalconv.tasks import IGNORE_INDEX, Split, TaskSpec
+
+DISTIL_TERMS = ("kl", "mse")
+
+
+def check_task(model: nn.Module, spec: TaskSpec, task_name: str) -> None:
+    """A clear error if the model cannot be trained on the task as it is."""
+    if spec.architecture != "encoder":
+        raise ValueError(f"task {task_name!r} is {spec.architecture}; finetune takes one stack")
+    if spec.vocab_size is None:
+        raise ValueError(
+            f"task {task_name!r} has real-valued inputs; a transformers model takes token ids"
+        )
+    vocab = model.config.vocab_size
+    if spec.vocab_size > vocab:
+        raise ValueError(
+            f"task {task_name!r} has {spec.vocab_size} token ids, the model's vocabulary "
+            f"{vocab}; use a model with vocab_size >= {spec.vocab_size}"
+        )
+    positions = getattr(model.config, "max_position_embeddings", None)
+    if positions is not None and spec.max_len > positions:
+        raise ValueError(
+            f"task {task_name!r} has sequences of {spec.max_len} tokens, the model at most "
+            f"{positions}; set the task's length lower (e.g. -p seq_len={positions})"
+        )
+    if spec.causal and not is_causal(model):
+        raise ValueError(
+            f"task {task_name!r} predicts next tokens; a bidirectional model would see its "
+            "targets: use a causal model (GPT-2, Llama, BERT with is_decoder)"
+        )
+
+
+def model_inputs(batch: dict[str, Tensor | None]) -> dict[str, Tensor]:
+    """Our split's (inputs, lengths) as transformers' (input_ids, attention_mask)."""
+    ids = batch["inputs"]
+    lengths = batch.get("lengths")
+    if lengths is None:
+        return {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
+    mask = torch.arange(ids.shape[1])[None, :] < lengths[:, None]
+    return {"input_ids": ids, "attention_mask": mask.long()}
+
+
+def _logits(output: Any, spec: TaskSpec, task_name: str) -> Tensor:
+    logits = output.logits
+    want = 3 if spec.head == "token" else 2
+    if logits.dim() != want or logits.shape[-1] < spec.num_outputs:
+        kind = (
+            "per-token logits (a ...ForCausalLM, ...ForMaskedLM or ...ForTokenClassification)"
+            if spec.head == "token"
+            else "one logit vector per sequence (a ...ForSequenceClassification)"
+        )
+        raise ValueError(
+            f"task {task_name!r} needs {kind} with >= {spec.num_outputs} outputs; the model "
+            f"gives logits of shape {tuple(logits.shape)}"
+        )
+    return logits.float()
+
+
+class Objective:
+    """Task cross-entropy plus the distillation terms, and the measurements before/after."""
+
+    def __init__(
+        self,
+        spec: TaskSpec,
+        task_name: str,
+        *,
+        teacher: nn.Module | None,
+        distil: dict[str, float],
+        temperature: float,
+        task_weight: float,
+    ) -> None:
+        unknown = sorted(set(distil) - set(DISTIL_TERMS))
+        if unknown:
+            raise ValueError(f"unknown distillation terms {unknown}; choose from {DISTIL_TERMS}")
+        if any(w < 0 for w in distil.values()) or task_weight < 0:
+            raise ValueError("loss weights must be >= 0")
+        if distil and teacher is None:
+            raise ValueError("distillation needs a teacher (the model before the swap)")
+        if temperature <= 0:
+            raise ValueError(f"temperature must be > 0, got {temperature}")
+        self.spec, self.task_name = spec, task_name
+        self.teacher, self.distil = teacher, distil
+        self.temperature, self.task_weight = temperature, task_weight
+
+    def terms(self, model: nn.Module, batch: dict, targets: Tensor) -> dict[str, Tensor]:
+        """Mean task cross-entropy, KL to the teacher and hidden-state MSE for one batch."""
+        inputs = model_inputs(batch)
+        hidden = "mse" in self.distil
+        out = model(**inputs, output_hidden_states=hidden)
+        logits = _logits(out, self.spec, self.task_name)  # (B, L, V) or (B, C)
+        scored = targets != IGNORE_INDEX  # (B, L) or (B,)
+        result = {"loss": F.cross_entropy(logits[scored], targets[scored])}
+        if self.teacher is None:
+            return result
+        with torch.no_grad():
+            ref = self.teacher(**inputs, output_hidden_states=hidden)
+        T = self.temperature
+        student = F.log_softmax(logits[scored] / T, -1)
+        teacher = F.log_softmax(_logits(ref, self.spec, self.task_name)[scored] / T, -1)
+        kl = F.kl_div(student, teacher, log_target=True, reduction="batchmean")
+        result["kl"] = kl * T * T
+        if hidden:
+            real = inputs["attention_mask"].bool()  # (B, L)
+            pairs = list(zip(out.hidden_states[1:], ref.hidden_states[1:], strict=True))
+            mse = sum(F.mse_loss(s[real].float(), t[real].float()) for s, t in pairs)
+            result["mse"] = mse / len(pairs)
+        return result
+
+    def total(self, terms: dict[str, Tensor]) -> Tensor:
+        loss = self.task_weight * terms["loss"]
+        for name, weight in self.distil.items():
+            loss = loss + weight * terms[name]
+        return loss
+
+    @torch.no_grad()
+    def measure(self, model: nn.Module, split: Split, batch_size: int) -> dict[str, float]:
+        """Mean of each term over the split (weighted by batch size), model in eval mode."""
+        was_training = model.training
+        model.eval()
+        sums: dict[str, float] = {}
+        for start in range(0, len(split), batch_size):
+            index = torch.arange(start, min(start + batch_size, len(split)))
+            batch, targets = split.batch(index)
+            for name, value in self.terms(model, batch, targets).items():
+                sums[name] = sums.get(name, 0.0) + float(value) * len(index)
+        model.train(was_training)
+        means = {name: total / len(split) for name, total in sums.items()}
+        if self.spec.metric == "bits_per_token":
+            means["bits_per_token"] = means["loss"] / math.log(2)
+        return means
+
+
+def freeze_all_but_mixers(model: nn.Module) -> int:
+    """Leave only the replaced layers' mixers trainable; returns their parameter count."""
+    swapped = [m for m in model.modules() if isinstance(m, MixerAttention)]
+    if not swapped:
+        raise ValueError("nothing to freeze around: the model has no replaced layers")
+    model.requires_grad_(False)
+    for layer in swapped:
+        layer.mixer.requires_grad_(True)
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def finetune(
+    model: nn.Module,
+    task: tasks.Task,
+    *,
+    teacher: nn.Module | None = None,
+    steps: int = 200,
+    lr: float = 1e-3,
+    batch_size: int = 16,
+    freeze: bool = False,
+    distil: dict[str, float] | None = None,
+    temperature: float = 1.0,
+    task_weight: float = 1.0,
+    weight_decay: float = 0.0,
+    eval_examples: int = 256,
+    seed: int = 0,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """Fine-tune ``model`` in place on ``task``; returns the measurements before and after."""
+    from globalconv.train.loop import BatchOrder
+    from globalconv.train.optim import parameter_groups
+
+    if steps < 0 or batch_size < 1 or eval_examples < 1:
+        raise ValueError("steps must be >= 0, batch_size and eval_examples >= 1")
+    spec = task.spec
+    check_task(model, spec, task.name)
+    objective = Objective(
+        spec,
+        task.name,
+        teacher=None if teacher is None else teacher.eval(),
+        distil=dict(distil or {}),
+        temperature=temperature,
+        task_weight=task_weight,
+    )
+    splits = task.splits()
+    held_out = splits.get("valid") or splits["test"]
+    held_out = _head(held_out, eval_examples)
+    if freeze:
+        freeze_all_but_mixers(model)
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    torch.manual_seed(seed)
+    before = objective.measure(model, held_out, batch_size)
+    teacher_metrics = None
+    if teacher is not None:
+        plain = Objective(spec, task.name, teacher=None, distil={}, temperature=1.0, task_weight=1)
+        teacher_metrics = plain.measure(teacher, held_out, batch_size)
+    optimizer = torch.optim.AdamW(parameter_groups(model, weight_decay, lr=lr), lr=lr)
+    order = BatchOrder(len(splits["train"]), batch_size, seed)
+    model.train()
+    losses: list[float] = []
+    start = time.perf_counter()
+    bar = _progress(steps, progress)
+    for step in range(steps):
+        batch, targets = splits["train"].batch(order.indices(step))
+        terms = objective.terms(model, batch, targets)
+        loss = objective.total(terms)
+        if not torch.isfinite(loss):
+            raise ValueError(f"the loss diverged at step {step}; lower --lr")
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], 1.0)
+        optimizer.step()
+        losses.append(loss.item())
+        if bar is not None:
+            bar.set_postfix(loss=f"{losses[-1]:.3f}")
+            bar.update()
+    if bar is not None:
+        bar.close()
+    seconds = time.perf_counter() - start
+    after = objective.measure(model, held_out, batch_size)
+    model.eval()
+    return {
+        "task": task.name,
+        "steps": steps,
+        "trainable_params": trainable,
+        "params": sum(p.numel() for p in model.parameters()),
+        "train_seconds": seconds,
+        "first_train_loss": losses[0] if losses else None,
+        "last_train_loss": losses[-1] if losses else None,
+        "eval_examples": len(held_out),
+        "before": before,
+        "after": after,
+        "teacher": teacher_metrics,
+    }
+
+
+def _head(split: Split, n: int) -> Split:
+    index = torch.arange(min(n, len(split)))
+    lengths = None if split.lengths is None else split.lengths[index]
+    extras = {k: v[index] for k, v in split.extras.items()}
+    return Split(split.inputs[index], split.targets[index], lengths, extras)
+
+
+def _progress(steps: int, show: bool):
+    if not show or steps == 0:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=steps, desc="finetune", leave=False)
+
+
+def format_report(report: dict[str, Any]) -> str:
+    """Before/after (and teacher) measurements as a small table."""
+    rows = [("before", report["before"]), ("after", report["after"])]
+    if report.get("teacher"):
+        rows.append(("teacher", report["teacher"]))
+    names = [n for n in ("loss", "bits_per_token", "kl", "mse") if n in report["before"]]
+    header = ["model", *names]
+    body = [[label, *(f"{m[n]:.4f}" if n in m else "-" for n in names)] for label, m in rows]
+    widths = [max(len(c) for c in col) for col in zip(header, *body, strict=True)]
+    line = lambda cells: "  ".join(c.rjust(w) for c, w in zip(cells, widths, strict=True))  # noqa: E731
+    return "\n".join([line(header), line(["-" * w for w in widths])] + [line(r) for r in body])
+
+
+def _options(items: list[str]) -> dict[str, Any]:
+    return apply_overrides({}, items)
+
+
+def _distil(text: str | None) -> dict[str, float]:
+    """'kl', 'kl,mse' or 'kl=1,mse=0.1' -> {term: weight}."""
+    out: dict[str, float] = {}
+    for item in filter(None, (t.strip() for t in (text or "").split(","))):
+        name, _, weight = item.partition("=")
+        if name not in DISTIL_TERMS:
+            raise ConfigError(f"--distil: unknown term {name!r}; choose from {DISTIL_TERMS}")
+        try:
+            out[name] = float(weight) if weight else 1.0
+        except ValueError:
+            raise ConfigError(f"--distil: weight of {name!r} must be a number") from None
+    return out
+
+
+def _layers(text: str | None) -> list[int] | None:
+    if not text:
+        return None
+    try:
+        return [int(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        raise ConfigError(f"--layers takes comma-separated integers, got {text!r}") from None
+
+
+def run(args: argparse.Namespace) -> int:
+    from globalconv.hf.pretrained import load_model
+
+    out = Path(args.out)
+    if (out / "finetune.json").exists() and not args.overwrite:
+        raise ConfigError(f"{out} already holds a fine-tuned model; pass --overwrite")
+    distil = _distil(args.distil)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.quiet:
+        from transformers.utils import logging
+
+        logging.disable_progress_bar()
+    task = tasks.build(args.task, _options(args.param))
+    model = load_model(args.model)
+    teacher = load_model(args.teacher) if args.teacher else None
+    report = None
+    if args.mixer != "none":
+        if teacher is None and distil:
+            teacher = copy.deepcopy(model)
+        report = replace_attention(
+            model,
+            args.mixer,
+            _layers(args.layers),
+            projections=args.projections,
+            max_len=args.max_len,
+            **_options(args.option),
+        )
+        print(report)
+    elif args.freeze and not any(isinstance(m, MixerAttention) for m in model.modules()):
+        raise ConfigError("--freeze keeps the new mixers trainable: swap some (--mixer)")
+    result = finetune(
+        model,
+        task,
+        teacher=teacher,
+        steps=args.steps,
+        lr=args.lr,
+        batch_size=args.batch_size,
+        freeze=args.freeze,
+        distil=distil,
+        temperature=args.temperature,
+        task_weight=args.task_weight,
+        eval_examples=args.eval_examples,
+        seed=args.seed,
+        progress=not args.quiet,
+    )
+    model.save_pretrained(out / "model")
+    result["replaced"] = report.as_dicts() if report is not None else []
+    result["args"] = {k: v for k, v in vars(args).items() if k != "func"}
+    (out / "finetune.json").write_text(json.dumps(result, indent=2) + "\n")
+    print(format_report(result))
+    print(
+        f"{result['trainable_params']:,} of {result['params']:,} parameters trained, "
+        f"{result['steps']} steps in {result['train_seconds']:.1f} s; model: {out / 'model'}"
+    )
+    return 0
+
+
+EXAMPLES = """examples:
+  globalconv finetune runs/tiny-gpt2 -p seq_len=128 --freeze --distil kl --out runs/ft
+  globalconv finetune runs/tiny-gpt2 --mixer none --task text --steps 400 --out runs/base
+  globalconv finetune runs/tiny-gpt2 --option kernel=implicit --distil kl,mse=0.5 --out runs/ft2
+  globalconv finetune my-bert --task files -p path=data.npz --projections drop --out runs/bert
+
+MODEL_DIR is a directory written by save_pretrained (swapped by globalconv or not). Writes
+OUT/model (save_pretrained; load it with globalconv.hf.from_pretrained) and OUT/finetune.json.
+"""
+
+
+def add_cli(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "finetune",
+        help="swap a transformers model's attention for a mixer and fine-tune it on a task",
+        description=__doc__,
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("model", metavar="MODEL_DIR", help="a save_pretrained directory")
+    p.add_argument("--task", default="text", help="a registered task (default text)")
+    p.add_argument(
+        "-p", "--param", action="append", default=[], metavar="KEY=VALUE", help="task parameter"
+    )
+    p.add_argument(
+        "--mixer", default="global_conv", help="the mixer to swap in; 'none' to keep attention"
+    )
+    p.add_argument(
+        "--option", action="append", default=[], metavar="KEY=VALUE", help="mixer option"
+    )
+    p.add_argument("--layers", help="comma-separated layer indices (default: all)")
+    p.add_argument(
+        "--projections",
+        choices=["keep", "drop"],
+        default="keep",
+        help="keep the value/output projections around the mixer (default) or drop them",
+    )
+    p.add_argument("--max-len", type=int, help="the mixer's max length (default: the model's)")
+    p.add_argument("--freeze", action="store_true", help="train only the new mixers")
+    p.add_argument("--distil", help="distillation terms and weights: kl, mse, kl=1,mse=0.1")
+    p.add_argument("--teacher", help="save_pretrained directory of the teacher (default: MODEL)")
+    p.add_argument("--temperature", type=float, default=1.0, help="softmax temperature for kl")
+    p.add_argument("--task-weight", type=float, default=1.0, help="weight of the task loss")
+    p.add_argument("--steps", type=int, default=200)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--eval-examples", type=int, default=256, help="held-out examples scored")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, help="torch CPU threads")
+    p.add_argument("--out", required=True, help="output directory")
+    p.add_argument("--overwrite", action="store_true", help="replace a result already in --out")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)

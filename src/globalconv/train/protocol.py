@@ -1,0 +1,332 @@
+"""The comparison protocol: tune on validation, select, then train every seed.
+
+For each cell of a comparison (a task, a mixer and a depth):
+
+1. **tuning**: one run per point of the cell's grid (e.g. ``train.lr`` in {3e-4, 1e-3, 3e-3}),
+   at the tuning seed;
+2. **selection**: the point with the best *validation* score (ties: the lower validation
+   loss). ``select`` is handed validation metrics only, so test never takes part;
+3. **seeds**: the chosen point trained once per requested seed. The tuning seed's run at the
+   chosen point is the tuning run itself (same config and seed: the same numbers), so it is
+   not trained twice.
+
+Only the seed runs of the chosen point produce the test numbers a report shows. Each cell
+writes ``OUT/<cell>/selection.json``: the grid, every point's validation score, the choice,
+and the axes where the choice lies at the grid's edge (a sign the grid should be widened).
+
+Runs go to ``OUT/<task>/<mixer>-l<layers>/<point>-s<seed>``. Finished runs are read back, not
+retrained, and partial ones resume, so a comparison can be stopped and rerun at will. With
+``jobs > 1`` runs train in worker processes; a cell's seed runs are started before later cells'
+tuning runs, so cells finish one after another and their results can be kept as they come.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import os
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any
+
+from globalconv import config as configuration
+from globalconv.config import ConfigError, RunConfig
+from globalconv.train import io, sweep
+
+SELECTION = "selection.json"
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One (task, mixer, depth) of a comparison: its grid, seeds and the config of each run.
+
+    base: the raw config (a dict) with every override but the grid's and the seed.
+    grid: dotted key -> values tuned on validation; every combination is a point.
+    """
+
+    name: str  # "<task label>/<mixer>-l<layers>": the folder of the cell's runs
+    base: dict[str, Any]
+    grid: dict[str, list[Any]] = field(default_factory=dict)
+    seeds: tuple[int, ...] = (0,)
+    tune_seed: int = 0
+    labels: dict[str, Any] = field(default_factory=dict)  # task label, mixer, layers
+
+    def points(self) -> list[dict[str, Any]]:
+        keys = list(self.grid)
+        combos: list[tuple] = [()]
+        for key in keys:
+            combos = [c + (v,) for c in combos for v in self.grid[key]]
+        return [dict(zip(keys, combo, strict=True)) for combo in combos]
+
+    def run_name(self, point: dict[str, Any], seed: int) -> str:
+        prefix = sweep.run_name(point) + "-" if point else ""
+        return f"{self.name}/{prefix}s{seed}"
+
+    def config(self, point: dict[str, Any], seed: int) -> RunConfig:
+        data = copy.deepcopy(self.base)
+        overrides = [f"{k}={json.dumps(v)}" for k, v in point.items()] + [f"train.seed={seed}"]
+        try:
+            return configuration.parse(configuration.apply_overrides(data, overrides))
+        except ConfigError as err:
+            raise ConfigError(f"{self.run_name(point, seed)}: {err}") from None
+
+    def validate(self) -> None:
+        """Every run the cell can ask for is a valid config (checked before anything trains)."""
+        empty = [k for k, values in self.grid.items() if not values]
+        if empty:
+            raise ConfigError(f"{self.name}: grid key(s) {', '.join(empty)} have no values")
+        for point in self.points():
+            for seed in {self.tune_seed, *self.seeds}:
+                self.config(point, seed)
+
+
+# ---------------------------------------------------------------------------------------------
+# selection: validation metrics only
+
+
+def validation_scores(summary: dict[str, Any]) -> dict[str, float]:
+    """The validation metrics of a run summary, and nothing else."""
+    return {k: v for k, v in summary.items() if k.startswith("valid_") and _number(v)}
+
+
+def select(points: list[dict[str, Any]], metric: str) -> dict[str, Any] | None:
+    """The point with the best validation ``metric`` (ties: lower validation loss).
+
+    points: [{"settings": {...}, "valid": {"valid_accuracy": ..., "valid_loss": ...}}, ...];
+    a point whose run failed has no "valid" and is never chosen. None if every point failed.
+    """
+    higher = metric == "accuracy"
+    key = f"valid_{metric}"
+    scored = [p for p in points if _number((p.get("valid") or {}).get(key))]
+    if not scored:
+        return None
+
+    def rank(p: dict[str, Any]) -> tuple[float, float]:
+        value, loss = p["valid"][key], p["valid"].get("valid_loss", math.inf)
+        return (-value if higher else value, loss)
+
+    return min(scored, key=rank)
+
+
+def at_edge(grid: dict[str, list[Any]], chosen: dict[str, Any]) -> list[str]:
+    """The numeric grid axes on which the chosen value is the smallest or largest tried."""
+    edges = []
+    for key, values in grid.items():
+        numbers = [v for v in values if _number(v)]
+        if len(numbers) >= 2 and len(numbers) == len(values):
+            if chosen[key] in (min(numbers), max(numbers)):
+                edges.append(key)
+    return edges
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+# ---------------------------------------------------------------------------------------------
+# running
+
+
+@dataclass
+class _Job:
+    cell: Cell
+    point: dict[str, Any]
+    seed: int
+
+    @property
+    def name(self) -> str:
+        return self.cell.run_name(self.point, self.seed)
+
+
+class _Inline:
+    """Runs a job at submission, in this process (jobs=1: progress bars, no start-up cost)."""
+
+    def __init__(self, progress: bool) -> None:
+        self.progress = progress
+
+    def submit(self, cfg: RunConfig, run_dir: Path, state: str) -> Future:
+        from globalconv.train.loop import train
+
+        future: Future = Future()
+        resume, overwrite = state == "resume", state == "rerun"
+        try:
+            future.set_result(
+                train(cfg, run_dir, progress=self.progress, resume=resume, overwrite=overwrite)
+            )
+        except Exception as err:  # noqa: BLE001  (reported as the run's failure)
+            future.set_exception(err)
+        return future
+
+    def __enter__(self) -> _Inline:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        pass
+
+
+class _Pool:
+    def __init__(self, jobs: int) -> None:
+        self.jobs = jobs
+        self.threads = max(1, (os.cpu_count() or 1) // jobs)  # the cores shared, not oversubscribed
+        self.pool = ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn"))
+
+    def submit(self, cfg: RunConfig, run_dir: Path, state: str) -> Future:
+        dumped = cfg.model_dump(mode="json")
+        resume, overwrite = state == "resume", state == "rerun"
+        return self.pool.submit(
+            sweep._train_one, dumped, str(run_dir), resume, self.threads, overwrite
+        )
+
+    def __enter__(self) -> _Pool:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+def run(
+    cells: list[Cell],
+    out: str | Path,
+    *,
+    jobs: int = 1,
+    progress: bool = True,
+    echo=print,
+    rerun: bool = False,
+) -> dict[str, Any]:
+    """Tune, select and train every seed of every cell.
+
+    A run already in ``out`` is read back only if it was made with the config requested now;
+    otherwise it is an error naming what differs (before anything trains, for the tuning runs),
+    or with ``rerun`` it is trained again.
+
+    Returns {"runs": the seed runs, "groups": their mean and std, "cells": the selection
+    records, "failed": seed runs that failed and cells where every grid point failed}.
+    """
+    out = Path(out)
+    for cell in cells:
+        cell.validate()
+    results: dict[str, dict[str, Any]] = {}
+    tuning = {cell.name: [_Job(cell, p, cell.tune_seed) for p in cell.points()] for cell in cells}
+    records: dict[str, dict[str, Any]] = {}
+    queue: list[_Job] = [job for cell in cells for job in tuning[cell.name]]
+    sweep.check_reuse([(out / j.name, j.cell.config(j.point, j.seed)) for j in queue], rerun=rerun)
+    running: dict[Future, _Job] = {}
+    slots = jobs
+
+    def finished(job: _Job, result: dict[str, Any]) -> None:
+        results[job.name] = result
+        cell = job.cell
+        if cell.name in records or any(j.name not in results for j in tuning[cell.name]):
+            return
+        records[cell.name] = record = _select_cell(cell, tuning[cell.name], results)
+        io.write_json(out / cell.name / SELECTION, record, checksum=True)
+        if record["chosen"] is not None:
+            seeds = [_Job(cell, record["chosen"], s) for s in cell.seeds]
+            # a finished cell before a new one: insert ahead of every tuning job
+            first_tuning = next((i for i, j in enumerate(queue) if _is_tuning(j)), len(queue))
+            queue[first_tuning:first_tuning] = [j for j in seeds if j.name not in results]
+
+    executor = _Inline(progress) if jobs == 1 else _Pool(jobs)
+    with executor:
+        while queue or running:
+            while queue and len(running) < slots:
+                job = queue.pop(0)
+                if job.name in results:
+                    continue
+                run_dir = out / job.name
+                cfg = job.cell.config(job.point, job.seed)
+                try:
+                    state = sweep.reuse(run_dir, cfg, rerun=rerun)
+                except ConfigError as err:  # a seed run, known only once its cell is tuned
+                    echo(f"[failed] {job.name}: {err}")
+                    finished(job, {"status": "failed", "error": f"ConfigError: {err}"})
+                    continue
+                if state == "done":
+                    echo(f"[skip] {job.name}: finished")
+                    finished(job, {"status": "skipped", "summary": sweep._summary(run_dir)})
+                    continue
+                echo(f"[{state if state != 'new' else 'run'}] {job.name}")
+                running[executor.submit(cfg, run_dir, state)] = job
+            if not running:
+                continue
+            done, _ = wait(list(running), return_when=FIRST_COMPLETED)
+            for future in done:
+                job = running.pop(future)
+                result = sweep._guard(future.result)
+                if result["status"] == "failed":
+                    echo(f"[failed] {job.name}: {result['error']}")
+                elif jobs > 1:
+                    echo(f"[done] {job.name}")
+                finished(job, result)
+    return _summary(cells, records, results, out)
+
+
+def _is_tuning(job: _Job) -> bool:
+    return job.seed == job.cell.tune_seed
+
+
+def _select_cell(cell: Cell, jobs: list[_Job], results: dict[str, dict[str, Any]]) -> dict:
+    points = []
+    metric = None
+    for job in jobs:
+        result = results[job.name]
+        entry: dict[str, Any] = {"settings": job.point, "run": job.name.rsplit("/", 1)[-1]}
+        if "summary" in result:
+            metric = metric or result["summary"].get("metric")
+            entry["valid"] = validation_scores(result["summary"])
+        else:
+            entry["error"] = result.get("error")
+        points.append(entry)
+    chosen = select(points, metric) if metric else None
+    record = {
+        "cell": cell.name,
+        **cell.labels,
+        "metric": metric,
+        "selected_by": f"valid_{metric}" if metric else None,
+        "grid": cell.grid,
+        "tune_seed": cell.tune_seed,
+        "seeds": list(cell.seeds),
+        "points": points,
+        "chosen": None if chosen is None else chosen["settings"],
+        "at_edge": [] if chosen is None else at_edge(cell.grid, chosen["settings"]),
+        "final_runs": []
+        if chosen is None
+        else [cell.run_name(chosen["settings"], s).rsplit("/", 1)[-1] for s in cell.seeds],
+    }
+    if chosen is None:
+        record["error"] = "every grid point failed or has no validation score"
+    return record
+
+
+def _summary(cells, records, results, out: Path) -> dict[str, Any]:
+    entries = []
+    for cell in cells:
+        record = records.get(cell.name)
+        if record is None or record["chosen"] is None:
+            continue
+        for seed in cell.seeds:
+            name = cell.run_name(record["chosen"], seed)
+            settings = {**cell.labels, **record["chosen"], sweep.SEED_KEY: seed}
+            entries.append({"name": name, "settings": settings, **results[name]})
+    # A tuning point that diverged is a finding recorded in its cell, not a failure; a seed run
+    # that fails, or a cell with no usable point, is.
+    failed = [{"name": e["name"], "error": e["error"]} for e in entries if "error" in e]
+    failed += [
+        {"name": c.name, "error": records[c.name]["error"]}
+        for c in cells
+        if c.name in records and records[c.name]["chosen"] is None
+    ]
+    summary = {
+        "runs": entries,
+        "groups": sweep.aggregate(entries),
+        "cells": [records[c.name] for c in cells if c.name in records],
+        "failed": failed,
+    }
+    io.write_json(out / "protocol.json", summary, checksum=True)
+    return summary
+
+
+__all__ = ["Cell", "at_edge", "run", "select", "validation_scores"]
