@@ -7,6 +7,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from globalconv import cli
 from globalconv.train import io, lock
 
@@ -89,3 +91,52 @@ def test_ctrl_c_during_start_up_is_a_clean_message(tmp_path):
         assert process.returncode == 130, err
         assert "Traceback" not in err, err
         assert err.strip().endswith("interrupted") or "checkpoint" in err, err
+
+
+def _descendants(pid):
+    children = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def _alive(pid):
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads the process table from /proc")
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_stopping_a_sweep_parent_stops_its_workers(tmp_path, sig):
+    steps = [o if not o.startswith("train.steps=") else "train.steps=1000000" for o in TINY]
+    parent = globalconv(
+        "sweep", "--grid", "train.seed=0,1", "--jobs", "2", "--out", str(tmp_path / "s"),
+        "-q", *steps,
+    )  # fmt: skip
+    runs = [tmp_path / "s" / f"seed={s}" / "checkpoint.pt" for s in (0, 1)]
+    try:
+        assert wait_for(lambda: all(r.is_file() for r in runs)), parent.stderr
+        workers = _descendants(parent.pid)
+        assert len(workers) >= 2
+        parent.send_signal(sig)
+        parent.communicate(timeout=120)
+        assert parent.returncode == 130
+        assert wait_for(lambda: not any(_alive(w) for w in workers), seconds=20)
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+    for run in runs:  # each worker saved its run on the way out: resumable
+        assert run.is_file()

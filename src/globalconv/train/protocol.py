@@ -26,9 +26,8 @@ import copy
 import json
 import math
 import os
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field
-from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
@@ -171,7 +170,7 @@ class _Pool:
     def __init__(self, jobs: int) -> None:
         self.jobs = jobs
         self.threads = max(1, (os.cpu_count() or 1) // jobs)  # the cores shared, not oversubscribed
-        self.pool = ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn"))
+        self.workers = sweep.worker_pool(jobs)  # stopped with this process, never orphaned
 
     def submit(self, cfg: RunConfig, run_dir: Path, state: str) -> Future:
         dumped = cfg.model_dump(mode="json")
@@ -181,10 +180,11 @@ class _Pool:
         )
 
     def __enter__(self) -> _Pool:
+        self.pool = self.workers.__enter__()
         return self
 
-    def __exit__(self, *exc: Any) -> None:
-        self.pool.shutdown(wait=True, cancel_futures=True)
+    def __exit__(self, *exc: Any) -> bool | None:
+        return self.workers.__exit__(*exc)
 
 
 def run(

@@ -26,7 +26,13 @@ import itertools
 import json
 import math
 import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
@@ -197,6 +203,61 @@ def _train_one(
     return train(cfg, run_dir, progress=False, resume=resume, overwrite=overwrite)
 
 
+@contextmanager
+def worker_pool(jobs: int) -> Iterator[ProcessPoolExecutor]:
+    """``jobs`` spawned worker processes that never outlive this one. Here SIGTERM interrupts
+    like Ctrl-C; on an interrupt or error the workers still running get SIGTERM (each saves its
+    checkpoint, so its run resumes later) and, past a grace period, SIGKILL. A worker also gets
+    SIGTERM if this process dies without a word (SIGKILL; Linux)."""
+    pool = ProcessPoolExecutor(
+        max_workers=jobs,
+        mp_context=get_context("spawn"),
+        initializer=_die_with_parent,
+        initargs=(os.getpid(),),
+    )
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _interrupt) if main else None
+    try:
+        yield pool
+        pool.shutdown(wait=True)
+    except BaseException:
+        _stop_workers(pool)
+        raise
+    finally:
+        if main:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt(f"stopped by {signal.Signals(signum).name}")
+
+
+def _stop_workers(pool: ProcessPoolExecutor, grace: float = 60.0) -> None:
+    workers = list((pool._processes or {}).values())  # noqa: SLF001  (no public handle)
+    for worker in workers:
+        if worker.is_alive():
+            worker.terminate()  # SIGTERM: the run saves its checkpoint and stops
+    pool.shutdown(wait=False, cancel_futures=True)
+    deadline = time.monotonic() + grace
+    for worker in workers:
+        worker.join(timeout=max(0.0, deadline - time.monotonic()))
+        if worker.is_alive():
+            worker.kill()
+
+
+def _die_with_parent(parent: int) -> None:
+    """Worker start-up: SIGTERM to this worker when the parent dies (Linux prctl)."""
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+        except OSError:
+            pass
+    if os.getppid() != parent:  # the parent died before the line above took effect
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
 def run_sweep(
     runs: list[tuple[str, dict[str, Any], RunConfig]],
     out: str | Path,
@@ -232,7 +293,7 @@ def run_sweep(
             )
     else:
         threads = max(1, (os.cpu_count() or 1) // jobs)  # the cores shared, not oversubscribed
-        with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
+        with worker_pool(jobs) as pool:
             futures = {
                 name: pool.submit(
                     _train_one,
