@@ -7,7 +7,8 @@ from globalconv import config as C
 
 
 def test_overrides_are_typed_and_nested():
-    cfg = C.load(None, ["model.d_model=128", "train.lr=3e-4", "model.mixer_options.heads=8"])
+    overrides = ["model.d_model=128", "train.lr=3e-4", "model.mixer=attention"]
+    cfg = C.load(None, [*overrides, "model.mixer_options.heads=8"])
     assert cfg.model.d_model == 128 and cfg.train.lr == 3e-4
     assert cfg.model.mixer_options == {"heads": 8}
 

@@ -124,8 +124,10 @@ def test_lengths_command_rejects_bad_input(capsys):
     assert "unknown model(s) nope; available: explicit" in capsys.readouterr().err
     assert cli.main(["lengths", "--factors", "2,x"]) == 2
     assert "--factors must be comma-separated numbers" in capsys.readouterr().err
-    assert cli.main(["lengths", "--lr", "0"]) == 2
-    assert "--lr must be positive, got 0.0" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_:  # argparse's usage error
+        cli.main(["lengths", "--lr", "0"])
+    assert exit_.value.code == 2
+    assert "--lr: expected a number > 0, got '0'" in capsys.readouterr().err
 
 
 @pytest.mark.slow

@@ -1,5 +1,9 @@
 import sys
 
-from globalconv.cli import main
+try:
+    from globalconv.cli import main
+except KeyboardInterrupt:
+    print("globalconv: interrupted", file=sys.stderr)
+    sys.exit(130)
 
 sys.exit(main())

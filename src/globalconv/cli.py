@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from globalconv import config as configuration
+from globalconv.arguments import positive_int
 
 EXAMPLES = """examples:
   globalconv train model.mixer=global_conv train.steps=500
@@ -87,7 +88,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", help="comma-separated seeds (default: the suite's)")
     p.add_argument("--depths", help="comma-separated numbers of layers (default: the suite's)")
     p.add_argument("--widths", help="comma-separated reference widths (default: the suite's)")
-    p.add_argument("--steps", type=int, help="training steps per run (overrides every task's)")
+    p.add_argument(
+        "--steps", type=positive_int, help="training steps per run (overrides every task's)"
+    )
     p.add_argument(
         "--grid",
         action="append",
@@ -101,12 +104,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--jobs",
-        type=int,
+        type=positive_int,
         default=os.cpu_count() or 1,
         help="runs trained in parallel, each on cores/jobs threads (default: one per core, "
         "measured faster than one run on every core for the suites' small models)",
     )
     p.add_argument("--dry-run", action="store_true", help="list the runs and exit")
+    p.add_argument(
+        "--rerun",
+        action="store_true",
+        help="train again the runs already in --out that were made with another config "
+        "(without it they are an error naming what differs)",
+    )
     p.add_argument(
         "--reference",
         default="results",
@@ -168,16 +177,22 @@ def _load(args: argparse.Namespace, extra: list[str] | None = None) -> configura
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from globalconv.train import train
+    from globalconv.train import io, train
 
     if args.resume:
         if args.config or args.seeds or args.overwrite:
             raise configuration.ConfigError(
                 "--resume takes the run's own config.json; drop -c/--seeds/--overwrite"
             )
+        if args.out and Path(args.out) != Path(args.resume):
+            raise configuration.ConfigError(
+                f"--resume continues {args.resume} in place; drop --out {args.out} "
+                f"(or copy the run directory to {args.out} and resume that)"
+            )
         out = Path(args.resume)
         if not (out / "config.json").is_file():
             raise FileNotFoundError(f"{out} has no config.json: not a run directory")
+        io.read_json(out / "config.json")  # damaged: an error naming it
         args.config = str(out / "config.json")
         summary = train(_load(args), out, progress=not args.quiet, resume=True)
         _report(summary, out)
@@ -204,7 +219,7 @@ def _train_seeds(args: argparse.Namespace, cfg: configuration.RunConfig) -> int:
     seeds = sweep.parse_values(args.seeds)
     base = cfg.model_dump(mode="json")
     runs = sweep.plan(sweep.SweepConfig(base=base, grid={sweep.SEED_KEY: seeds}))
-    summary = sweep.run_sweep(runs, out, progress=not args.quiet)
+    summary = sweep.run_sweep(runs, out, progress=not args.quiet, rerun=args.overwrite)
     done = [r["summary"] for r in summary["runs"] if "summary" in r]
     if done:
         print(_table(done))
@@ -279,7 +294,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
                 print(out / cell.run_name(point, cell.tune_seed))
             print(f"{out / cell.name}/<chosen>-s{{{','.join(map(str, cell.seeds))}}}")
         return 0
-    summary = suite.run(cells, out, jobs=args.jobs, progress=not args.quiet)
+    summary = suite.run(cells, out, jobs=args.jobs, progress=not args.quiet, rerun=args.rerun)
     done = [(r["settings"]["task"], r["summary"]) for r in summary["runs"] if "summary" in r]
     known = None
     if args.reference and Path(args.reference).is_dir():
@@ -348,15 +363,32 @@ def _table(summaries: list[dict[str, Any]], studied: list[str] | None = None) ->
     return "\n".join([line(header), line(["-" * w for w in widths])] + [line(r) for r in rows])
 
 
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Arguments of any command; KEY=VALUE overrides may come before, between or after the
+    options (``train task.name=mqar -q train.steps=5``), in the order given. argparse stops
+    collecting a positional list at the first option, so what it leaves over is taken here when
+    it is overrides, and refused as before when it is not."""
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        overrides = [e for e in extra if "=" in e and not e.startswith("-")]
+        if len(overrides) < len(extra) or not isinstance(getattr(args, "overrides", None), list):
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        args.overrides += overrides
+    return args
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
+    command = "globalconv"
+    try:  # Ctrl-C while torch and the commands load is an interrupt too, not a traceback
+        args = parse_args(argv)
+        command = f"globalconv {args.command}"
         return args.func(args)
     except (configuration.ConfigError, ValueError, FileNotFoundError) as err:
-        print(f"globalconv {args.command}: error: {err}", file=sys.stderr)
+        print(f"{command}: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as err:
-        print(f"globalconv {args.command}: {err or 'interrupted'}", file=sys.stderr)
+        print(f"{command}: {str(err) or 'interrupted'}", file=sys.stderr)
         return 130
 
 

@@ -28,7 +28,10 @@ class ConfigError(ValueError):
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    # strict: a boolean is not a number and "maybe" is not a boolean; no NaN or infinity
+    model_config = ConfigDict(
+        extra="forbid", validate_assignment=True, strict=True, allow_inf_nan=False
+    )
 
 
 HYBRID = "hybrid"  # model.mixer of a per-layer layout (model.layers)
@@ -46,7 +49,7 @@ class ModelConfig(Strict):
         "{mixer: name, option: value} entries; sets mixer=hybrid and n_layers",
     )
     d_model: int = Field(64, ge=1)
-    n_layers: int = Field(2, ge=1)
+    n_layers: int = Field(2, ge=1, le=1024)
     d_ff: int | None = Field(None, ge=1, description="feed-forward width; default 4 * d_model")
     dropout: float = Field(0.1, ge=0.0, lt=1.0)
     norm: Literal["post", "pre"] = "post"
@@ -85,6 +88,7 @@ class ModelConfig(Strict):
         if self.layers is None:
             if self.mixer == HYBRID:
                 raise ValueError("mixer 'hybrid' needs a layout, e.g. layers=global_conv,attention")
+            mixers.check_options(self.mixer, self.mixer_options)
             return self
         if self.mixer != HYBRID:
             raise ValueError(
@@ -113,6 +117,8 @@ class ModelConfig(Strict):
                     f"with layers, mixer_options maps a mixer used in layers to its options "
                     f"(e.g. mixer_options.attention.heads=8); got key {name!r}"
                 )
+        for name, opts in self.layer_mixers():
+            mixers.check_options(name, opts)
         return self
 
     def layer_mixers(self) -> list[tuple[str, dict[str, Any]]]:
@@ -162,11 +168,14 @@ class EarlyStoppingConfig(Strict):
 class TrainConfig(Strict):
     steps: int = Field(1000, ge=1)
     batch_size: int = Field(
-        64, ge=1, description="examples per optimiser step, over accumulation and all processes"
+        64,
+        ge=1,
+        le=2**24,
+        description="examples per optimiser step, over accumulation and all processes",
     )
     grad_accum: int = Field(1, ge=1, description="micro-batches per optimiser step")
     lr: float = Field(1e-3, gt=0, description="peak learning rate")
-    betas: tuple[float, float] = (0.9, 0.999)
+    betas: tuple[float, float] = Field((0.9, 0.999), description="AdamW's betas, each in [0, 1)")
     eps: float = Field(1e-8, gt=0)
     weight_decay: float = Field(0.01, ge=0, description="AdamW decay of linear-layer matrices")
     kernel_weight_decay: float = Field(
@@ -182,7 +191,7 @@ class TrainConfig(Strict):
     eval_every: int = Field(
         0, ge=0, description="steps between validation passes; 0: only at the end"
     )
-    eval_batch_size: int = Field(256, ge=1)
+    eval_batch_size: int = Field(256, ge=1, le=2**24)
     early_stopping: EarlyStoppingConfig = Field(default_factory=EarlyStoppingConfig)
     checkpoint_every: int = Field(
         500, ge=0, description="steps between checkpoints; 0: only on interrupt and at the end"
@@ -192,6 +201,18 @@ class TrainConfig(Strict):
     seed: int = 0
     device: str = Field("cpu", description="cpu, cuda or cuda:N")
     threads: int | None = Field(None, ge=1, description="torch CPU threads; null: torch's default")
+
+    @field_validator("betas", mode="before")
+    @classmethod
+    def _betas_from_list(cls, betas: Any) -> Any:
+        return tuple(betas) if isinstance(betas, list) else betas  # YAML and JSON give lists
+
+    @field_validator("betas")
+    @classmethod
+    def _betas_in_range(cls, betas: tuple[float, float]) -> tuple[float, float]:
+        if not all(0 <= b < 1 for b in betas):
+            raise ValueError("each beta must be in [0, 1), e.g. [0.9, 0.999]")
+        return betas
 
     @field_validator("device")
     @classmethod
@@ -238,6 +259,13 @@ class MatchConfig(Strict):
             raise ValueError(f"unknown mixer {name!r}; available: {', '.join(mixers.available())}")
         return name
 
+    @model_validator(mode="after")
+    def _reference_options(self) -> MatchConfig:
+        from globalconv import mixers
+
+        mixers.check_options(self.reference, self.reference_options)
+        return self
+
 
 class RunConfig(Strict):
     name: str | None = None
@@ -247,6 +275,22 @@ class RunConfig(Strict):
     match: MatchConfig = Field(default_factory=MatchConfig)
 
 
+class _Loader(yaml.SafeLoader):
+    """YAML 1.1 reads 3e-4 (no dot) as a string; here it is the number every user means."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:\d+\.?\d*|\.\d+)[eE][-+]?\d+$"),
+    list("-+0123456789."),
+)
+
+
+def parse_yaml(text: str) -> Any:
+    """YAML (or JSON) text as Python values, numbers such as 3e-4 included."""
+    return yaml.load(text, Loader=_Loader)  # noqa: S506  (a SafeLoader)
+
+
 def load_file(path: str | Path) -> dict[str, Any]:
     """Read a YAML or JSON config file into a plain dict."""
     path = Path(path)
@@ -254,7 +298,7 @@ def load_file(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"config file {path} does not exist")
     text = path.read_text()
     try:
-        data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+        data = json.loads(text) if path.suffix == ".json" else parse_yaml(text)
     except (json.JSONDecodeError, yaml.YAMLError) as err:
         raise ConfigError(
             f"config file {path} is not valid {path.suffix.lstrip('.') or 'YAML'}: {err}"
@@ -277,7 +321,7 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
                 f"override {item!r} must look like key.path=value, e.g. model.d_model=128"
             )
         try:
-            value = yaml.safe_load(raw) if raw else ""
+            value = parse_yaml(raw) if raw else ""
         except yaml.YAMLError as err:
             raise ConfigError(f"override {item!r}: value is not valid YAML ({err})") from None
         node = data

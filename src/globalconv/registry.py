@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
+import typing
 from collections.abc import Callable
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
+
+from pydantic import ConfigDict, TypeAdapter, ValidationError
 
 T = TypeVar("T", bound=type)
 
@@ -39,3 +44,36 @@ class Registry(Generic[T]):
                 f"unknown {self.kind} {name!r}; available: {', '.join(self.available())}"
             )
         return self._classes[name]
+
+
+@functools.cache
+def _adapter(annotation: Any) -> TypeAdapter:
+    return TypeAdapter(annotation, config=ConfigDict(strict=True, allow_inf_nan=False))
+
+
+def check_options(owner: str, functions: list[Callable], given: dict[str, Any]) -> dict[str, Any]:
+    """``given`` checked against the keyword-only parameters of ``functions`` (the first one to
+    name a parameter wins): unknown names and values not of the annotated type (strictly: a
+    boolean is not a number, "maybe" is not a boolean, numbers are finite) raise ``ValueError``
+    naming ``owner`` (e.g. "mixer 'attention'"). Returns the validated values.
+
+    This is the one place where every mixer's and kernel's options are typed, so a new one gets
+    strict options from its signature alone."""
+    annotations: dict[str, Any] = {}
+    for function in functions:
+        hints = typing.get_type_hints(function)
+        for p in inspect.signature(function).parameters.values():
+            if p.kind is inspect.Parameter.KEYWORD_ONLY:
+                annotations.setdefault(p.name, hints.get(p.name, Any))
+    unknown = sorted(set(given) - set(annotations))
+    if unknown:
+        listed = ", ".join(annotations) or "none"
+        raise ValueError(f"{owner} has no option {', '.join(unknown)}; allowed: {listed}")
+    checked = {}
+    for name, value in given.items():
+        try:
+            checked[name] = _adapter(annotations[name]).validate_python(value)
+        except ValidationError as err:
+            reasons = "; ".join(dict.fromkeys(e["msg"] for e in err.errors()))
+            raise ValueError(f"{owner} option {name}: {reasons} (got {value!r})") from None
+    return checked

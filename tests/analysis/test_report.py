@@ -7,7 +7,7 @@ import pytest
 
 from globalconv import cli, config
 from globalconv.analysis import report
-from globalconv.train import train
+from globalconv.train import io, train
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -102,11 +102,11 @@ def test_tables_come_from_the_runs(runs_dir, tmp_path):
             path = runs_dir / f"global_conv-s{seed}" / "summary.json"
             data = json.loads(path.read_text())
             data["test_accuracy"] = 0.1234
-            path.write_text(json.dumps(data))
+            io.write_json(path, data, checksum=True)  # as the trainer writes it: checksummed
         md = (report.build_report(runs_dir, tmp_path / "after", width=32) / "report.md").read_text()
         assert "| mnist1d | `global_conv` | 1 | 16 | accuracy | 12.34 ± 0.00 (n=2) |" in md
     finally:
-        summary_path.write_text(original)
+        io.write_text(summary_path, original, checksum=True)
 
 
 def test_cli_report_and_errors(runs_dir, tmp_path, capsys):

@@ -22,6 +22,7 @@ import torch
 
 from globalconv import mixers
 from globalconv.analysis import bench
+from globalconv.arguments import nonnegative_int, positive_float, positive_int
 from globalconv.train import io
 
 PASSES = ("forward", "forward+backward")
@@ -225,26 +226,30 @@ def add_cli(subparsers: argparse._SubParsersAction) -> None:
         help="time one mixer, or a whole Transformer (default mixer)",
     )
     p.add_argument("--passes", default="forward,forward+backward", help="forward, forward+backward")
-    p.add_argument("--batch", type=int, default=1, help="batch size B (default 1)")
-    p.add_argument("--dim", type=int, default=256, help="width D (default 256)")
-    p.add_argument("--layers", type=int, default=4, help="model level: layers (default 4)")
-    p.add_argument("--repeats", type=int, default=5, help="timed rounds (default 5)")
-    p.add_argument("--warmup", type=int, default=1, help="untimed rounds first (default 1)")
+    p.add_argument("--batch", type=positive_int, default=1, help="batch size B (default 1)")
+    p.add_argument("--dim", type=positive_int, default=256, help="width D (default 256)")
+    p.add_argument("--layers", type=positive_int, default=4, help="model level: layers (default 4)")
+    p.add_argument("--repeats", type=positive_int, default=5, help="timed rounds (default 5)")
+    p.add_argument(
+        "--warmup", type=nonnegative_int, default=1, help="untimed rounds first (default 1)"
+    )
     p.add_argument(
         "--max-seconds",
-        type=float,
+        type=positive_float,
         default=2.0,
         help="drop a mixer past this many seconds per call (default 2)",
     )
     p.add_argument(
         "--max-params",
-        type=int,
+        type=positive_int,
         default=50_000_000,
         help="skip a mixer whose parameters would pass this (default 5e7)",
     )
     p.add_argument("--no-memory", dest="memory", action="store_false", help="skip peak memory")
     p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
-    p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    p.add_argument(
+        "--threads", type=positive_int, help="torch CPU threads (default: torch's choice)"
+    )
     p.add_argument("--json", help="write every record to this JSON file")
     p.add_argument("--plot", help="write a log-log PNG of time versus length")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress lines")

@@ -34,6 +34,7 @@ import torch.nn.functional as F
 
 from globalconv.analysis import bench
 from globalconv.analysis.bench import format_table, ms, ratio
+from globalconv.arguments import nonnegative_int, positive_int
 
 PARTS = ("table", "breakdown", "crossover", "memory", "model")
 CROSSOVER_LENGTHS = [2**i for i in range(3, 15)]  # 8 .. 16384
@@ -494,20 +495,26 @@ def add_cli(subparsers: argparse._SubParsersAction) -> None:
         default=list(MODES),
         help="operator modes (default circular,causal,full)",
     )
-    p.add_argument("--batch", type=int, default=4, help="batch size B (default 4)")
-    p.add_argument("--dim", type=int, default=256, help="channels D = d_model (default 256)")
-    p.add_argument("--heads", type=int, default=4, help="attention heads (default 4)")
-    p.add_argument("--repeats", type=int, default=5, help="timed rounds, median kept (default 5)")
-    p.add_argument("--warmup", type=int, default=1, help="untimed rounds first (default 1)")
+    p.add_argument("--batch", type=positive_int, default=4, help="batch size B (default 4)")
+    p.add_argument(
+        "--dim", type=positive_int, default=256, help="channels D = d_model (default 256)"
+    )
+    p.add_argument("--heads", type=positive_int, default=4, help="attention heads (default 4)")
+    p.add_argument(
+        "--repeats", type=positive_int, default=5, help="timed rounds, median kept (default 5)"
+    )
+    p.add_argument(
+        "--warmup", type=nonnegative_int, default=1, help="untimed rounds first (default 1)"
+    )
     p.add_argument(
         "--direct-max-len",
-        type=int,
+        type=nonnegative_int,
         default=4096,
         help="time the O(L^2) direct path up to this L in table/memory (default 4096)",
     )
     p.add_argument(
         "--attention-max-len",
-        type=int,
+        type=nonnegative_int,
         default=4096,
         help="time the O(L^2) attention mixer up to this L (default 4096)",
     )
@@ -517,17 +524,25 @@ def add_cli(subparsers: argparse._SubParsersAction) -> None:
         default=CROSSOVER_LENGTHS,
         help="lengths for the crossover part (default 8,16,...,16384)",
     )
-    p.add_argument("--model-len", type=int, default=4096, help="model part: L (default 4096)")
-    p.add_argument("--model-batch", type=int, default=2, help="model part: batch (default 2)")
-    p.add_argument("--model-layers", type=int, default=4, help="model part: layers (default 4)")
+    p.add_argument(
+        "--model-len", type=positive_int, default=4096, help="model part: L (default 4096)"
+    )
+    p.add_argument(
+        "--model-batch", type=positive_int, default=2, help="model part: batch (default 2)"
+    )
+    p.add_argument(
+        "--model-layers", type=positive_int, default=4, help="model part: layers (default 4)"
+    )
     p.add_argument(
         "--model-steps",
-        type=int,
+        type=positive_int,
         default=3,
         help="model part: timed training steps per model (default 3)",
     )
     p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
-    p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    p.add_argument(
+        "--threads", type=positive_int, help="torch CPU threads (default: torch's choice)"
+    )
     p.add_argument("--json", help="also write every measured row to this JSON file")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
     p.set_defaults(func=run)  # fmt: skip

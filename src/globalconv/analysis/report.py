@@ -40,6 +40,7 @@ from globalconv.analysis.document import (  # noqa: E402
     Table,
 )
 from globalconv.analysis.literature import FINDINGS  # noqa: E402
+from globalconv.arguments import positive_int
 from globalconv.kernels.plot import load_run, plot_kernel  # noqa: E402
 from globalconv.train import io, protocol  # noqa: E402
 from globalconv.train.records import read_metrics  # noqa: E402
@@ -114,10 +115,7 @@ class Run:
 
 
 def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{path} is not valid JSON ({err}); rerun or remove that run") from None
+    return io.read_json(path)  # checked; damaged or malformed: an error naming the file
 
 
 def collect_runs(root: Path) -> list[Run]:
@@ -138,9 +136,9 @@ def collect_runs(root: Path) -> list[Run]:
     runs = []
     for summary_path in sorted(root.rglob("summary.json")):
         folder = summary_path.parent
-        summary = _read_json(summary_path)
+        summary = io.read_json(summary_path)  # a damaged file is an error naming that file
         config_path = folder / "config.json"
-        config = _read_json(config_path) if config_path.is_file() else {}
+        config = io.read_json(config_path) if config_path.is_file() else {}
         if "task" not in summary or "mixer" not in summary:
             continue  # a sweep's aggregate summary, not a run
         metric = summary.get("metric", "accuracy")
@@ -797,7 +795,10 @@ def add_cli(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("runs_dir", help="directory holding run directories (searched recursively)")
     p.add_argument("--out", help="output folder (default RUNS_DIR/report)")
     p.add_argument(
-        "--width", type=int, default=256, help="model width D for the cost tables (default 256)"
+        "--width",
+        type=positive_int,
+        default=256,
+        help="model width D for the cost tables (default 256)",
     )
     p.add_argument(
         "--reference",

@@ -277,8 +277,10 @@ def _can_run(cfg: RunConfig) -> bool:
     return cls.supports_causal if spec.causal else cls.supports_bidirectional
 
 
-def run(cells: list[protocol.Cell], out: Path, *, jobs: int, progress: bool) -> dict:
-    return protocol.run(cells, out, jobs=jobs, progress=progress)
+def run(
+    cells: list[protocol.Cell], out: Path, *, jobs: int, progress: bool, rerun: bool = False
+) -> dict:
+    return protocol.run(cells, out, jobs=jobs, progress=progress, rerun=rerun)
 
 
 def describe() -> str:

@@ -44,6 +44,7 @@ from torch import Tensor, nn
 from globalconv import ops
 from globalconv.ops.conv import Backend, Mode
 from globalconv.registry import Registry
+from globalconv.registry import check_options as check_typed_options
 
 _REGISTRY: Registry[type[Kernel]] = Registry("kernel")
 
@@ -168,16 +169,15 @@ def options(name: str) -> dict[str, Any]:
     return {p.name: p.default for p in [*own, *common] if p.kind is inspect.Parameter.KEYWORD_ONLY}
 
 
+def check_options(name: str, opts: dict[str, Any]) -> dict[str, Any]:
+    """The kind's options validated against the types of ``setup`` and the common options
+    (``ValueError`` naming the option otherwise)."""
+    return check_typed_options(f"kernel {name!r}", [get(name).setup, Kernel.__init__], opts)
+
+
 def build(name: str, *, d_model: int, max_len: int, mode: Mode = "circular", **opts: Any) -> Kernel:
-    """Build the kernel registered as ``name``; unknown options raise ``ValueError``."""
-    cls = get(name)
-    allowed = options(name)
-    unknown = sorted(set(opts) - set(allowed))
-    if unknown:
-        raise ValueError(
-            f"kernel {name!r} has no option {', '.join(unknown)}; allowed: {', '.join(allowed)}"
-        )
-    return cls(d_model, max_len, mode, **opts)
+    """Build the kernel registered as ``name``; unknown or mistyped options raise ``ValueError``."""
+    return get(name)(d_model, max_len, mode, **check_options(name, opts))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -27,6 +27,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from globalconv.arguments import positive_float, positive_int
 from globalconv.config import ModelConfig, TrainConfig
 from globalconv.models import Transformer
 from globalconv.tasks import Split
@@ -279,19 +280,27 @@ def add_cli(subparsers: argparse._SubParsersAction) -> None:
         default=",".join(MODELS),
         help=f"comma-separated, from: {', '.join(MODELS)} (default: all)",
     )
-    p.add_argument("--train-len", type=int, default=64, help="training length (default 64)")
+    p.add_argument(
+        "--train-len", type=positive_int, default=64, help="training length (default 64)"
+    )
     p.add_argument(
         "--factors",
         default="0.5,2,4",
         help="evaluation lengths as multiples of the training length (default 0.5,2,4)",
     )
     p.add_argument("--seeds", default="0", help="comma-separated seeds (default 0)")
-    p.add_argument("--steps", type=int, default=600, help="training steps (default 600)")
-    p.add_argument("--d-model", type=int, default=32, help="model width (default 32)")
-    p.add_argument("--layers", type=int, default=2, help="blocks (default 2)")
-    p.add_argument("--lr", type=float, default=3e-3, help="peak learning rate (default 3e-3)")
-    p.add_argument("--n-train", type=int, default=4000, help="training examples (default 4000)")
-    p.add_argument("--n-test", type=int, default=500, help="test examples per length (default 500)")
+    p.add_argument("--steps", type=positive_int, default=600, help="training steps (default 600)")
+    p.add_argument("--d-model", type=positive_int, default=32, help="model width (default 32)")
+    p.add_argument("--layers", type=positive_int, default=2, help="blocks (default 2)")
+    p.add_argument(
+        "--lr", type=positive_float, default=3e-3, help="peak learning rate (default 3e-3)"
+    )
+    p.add_argument(
+        "--n-train", type=positive_int, default=4000, help="training examples (default 4000)"
+    )
+    p.add_argument(
+        "--n-test", type=positive_int, default=500, help="test examples per length (default 500)"
+    )
     p.add_argument("--out", help="also write the results as JSON to this file")
     p.add_argument("-q", "--quiet", action="store_true", help="no per-model progress lines")
     p.set_defaults(func=_cmd_lengths)

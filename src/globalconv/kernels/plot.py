@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import argparse
 import io as bytes_io
-import json
 from pathlib import Path
 
 import torch
 from torch import Tensor, nn
 
 from globalconv import config as configuration
+from globalconv.arguments import positive_int
 from globalconv.kernels.base import Kernel, offsets
+from globalconv.train import io
 
 EXAMPLES = """examples:
   globalconv train model.mixer=global_conv --out runs/gc
@@ -28,8 +29,6 @@ EXAMPLES = """examples:
 
 def load_run(run_dir: str | Path) -> tuple[configuration.RunConfig, nn.Module]:
     """The config and trained model of a run directory (config.json + model.safetensors)."""
-    from safetensors.torch import load_file
-
     from globalconv import tasks
     from globalconv.models import build_model
 
@@ -39,15 +38,11 @@ def load_run(run_dir: str | Path) -> tuple[configuration.RunConfig, nn.Module]:
             raise FileNotFoundError(
                 f"{run_dir / name} does not exist; pass a run directory written by globalconv train"
             )
-    try:
-        data = json.loads((run_dir / "config.json").read_text())
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{run_dir / 'config.json'} is not valid JSON: {err}") from None
-    cfg = configuration.parse(data)
+    cfg = configuration.parse(io.read_json(run_dir / "config.json"))
     spec = tasks.build(cfg.task.name, cfg.task.params).spec
     model = build_model(cfg.model, spec)
     try:
-        model.load_state_dict(load_file(run_dir / "model.safetensors"))
+        model.load_state_dict(io.read_safetensors(run_dir / "model.safetensors"))
     except RuntimeError as err:
         first = str(err).strip().splitlines()[0]
         raise ValueError(
@@ -152,10 +147,12 @@ def add_cli(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("run_dir", metavar="RUN_DIR", help="a run directory from globalconv train")
     p.add_argument("--out", required=True, help="directory for the PNG files")
-    p.add_argument("--channels", type=int, default=8, help="channels drawn as curves (default 8)")
+    p.add_argument(
+        "--channels", type=positive_int, default=8, help="channels drawn as curves (default 8)"
+    )
     p.add_argument(
         "--length",
-        type=int,
+        type=positive_int,
         help="evaluate the kernel at this length (default: max_len); longer needs an implicit "
         "kernel or resample=True",
     )

@@ -17,10 +17,20 @@ from globalconv.mixers.base import (
     TokenMixer,
     available,
     build,
+    check_options,
     get,
     options,
     register_mixer,
     valid_mask,
 )
 
-__all__ = ["TokenMixer", "available", "build", "get", "options", "register_mixer", "valid_mask"]
+__all__ = [
+    "TokenMixer",
+    "available",
+    "build",
+    "check_options",
+    "get",
+    "options",
+    "register_mixer",
+    "valid_mask",
+]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import torch
 from torch import nn
 
 from globalconv.config import ModelConfig
@@ -15,8 +16,27 @@ if TYPE_CHECKING:
     from globalconv.tasks import TaskSpec
 
 
+# Parameters and buffers a model may hold (8 GiB in float32), checked on the meta device before
+# anything is allocated, so that a width or an option of 10^8 is refused instead of exhausting
+# memory.
+MAX_MODEL_SIZE = 2**31
+
+
 def build_model(cfg: ModelConfig, spec: TaskSpec) -> nn.Module:
-    """The model a task's spec asks for, with the configured mixers."""
+    """The model a task's spec asks for, with the configured mixers; ``ValueError`` when it
+    would hold more than ``MAX_MODEL_SIZE`` numbers."""
+    with torch.device("meta"):  # shapes only: no memory, no random numbers drawn
+        shape_only = _build(cfg, spec)
+    size = sum(t.numel() for t in [*shape_only.parameters(), *shape_only.buffers()])
+    if size > MAX_MODEL_SIZE:
+        raise ValueError(
+            f"the model would hold {size:,} parameters and buffers, over the limit of "
+            f"{MAX_MODEL_SIZE:,}; lower model.d_model, d_ff, n_layers or the mixer's sizes"
+        )
+    return _build(cfg, spec)
+
+
+def _build(cfg: ModelConfig, spec: TaskSpec) -> nn.Module:
     if spec.architecture == "encoder":
         return Transformer(cfg, **spec.model_kwargs())
     if spec.architecture == "encoder_decoder":

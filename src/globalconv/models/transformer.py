@@ -237,6 +237,8 @@ class Transformer(nn.Module):
 
     def features(self, inputs: Tensor, lengths: Tensor | None = None) -> Tensor:  # (B, L, D)
         x = self.embed_inputs(inputs)
+        if lengths is not None:  # whatever the padding holds (NaN features too) stays out
+            x = x.masked_fill(~mixers.valid_mask(lengths, x.shape[1], x.device), 0)
         for block in self.blocks:
             x = block(x, lengths)
         return self.final_norm(x)
@@ -255,8 +257,8 @@ class Transformer(nn.Module):
         if lengths is None:
             pooled = x.mean(1)
         else:
-            keep = mixers.valid_mask(lengths, x.shape[1], x.device).to(x.dtype)
-            pooled = (x * keep).sum(1) / lengths[:, None].to(x.dtype)
+            padding = ~mixers.valid_mask(lengths, x.shape[1], x.device)
+            pooled = x.masked_fill(padding, 0).sum(1) / lengths[:, None].to(x.dtype)
         return self.head(pooled)  # (B, C)
 
     def save_pretrained(self, save_directory: str | Path, **hub_kwargs: Any) -> Any:

@@ -61,7 +61,7 @@ def global_conv(
         lengths = None
     if backend == "auto" and flash.usable(x, mode):  # CUDA, bf16/fp16, causal: FlashFFTConv
         if lengths is not None:
-            x = x * _valid_mask(lengths, L, x.dtype)
+            x = _zero_padding(x, lengths)
         y = flash.causal_conv(x, _taps_within(kernel, mode, kernel.shape[0], L))
         return y if lengths is None else y * _valid_mask(lengths, L, y.dtype)
     backend = resolve_backend(backend, L)
@@ -71,7 +71,7 @@ def global_conv(
     x = x.to(dtype)
     kernel = kernel.to(dtype)
     if lengths is not None:
-        x = x * _valid_mask(lengths, L, x.dtype)  # garbage in the padding must not leak in
+        x = _zero_padding(x, lengths)  # garbage in the padding (NaN, inf) must not leak in
 
     # computed in `dtype` whatever autocast says: it would push the direct path's conv1d to bf16
     with torch.autocast(x.device.type, enabled=False):
@@ -113,9 +113,9 @@ def _check(x: Tensor, kernel: Tensor, mode: str, lengths: Tensor | None, backend
             f"x is on {x.device} but kernel on {kernel.device}; move both to one device"
         )
     B, L, D = x.shape
-    if L == 0 or B == 0:
+    if L == 0 or B == 0 or D == 0:
         raise ValueError(
-            f"x must have at least one sequence and one position, got {tuple(x.shape)}"
+            f"x must have at least one sequence, one position and one channel, got {tuple(x.shape)}"
         )
     if kernel.shape[1] != D:
         raise ValueError(
@@ -153,6 +153,13 @@ def _valid_mask(lengths: Tensor, L: int, dtype: torch.dtype) -> Tensor:
     """(B, L, 1) mask, 1 where t < lengths[b]."""
     positions = torch.arange(L, device=lengths.device)
     return (positions[None, :] < lengths[:, None]).to(dtype)[..., None]
+
+
+def _zero_padding(x: Tensor, lengths: Tensor) -> Tensor:
+    """x with 0 at t >= lengths[b]: selected, not multiplied, since NaN * 0 and inf * 0 are NaN
+    and the FFT would spread them over the whole sequence."""
+    positions = torch.arange(x.shape[1], device=x.device)
+    return x.masked_fill((positions[None, :] >= lengths[:, None])[..., None], 0)
 
 
 def _taps_within(kernel: Tensor, mode: str, K: int, L: int) -> Tensor:

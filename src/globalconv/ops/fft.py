@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor
-from torch.autograd.function import once_differentiable
 
 # Elements of one chunk on CPU: 2^18 float32 = 1 MiB, so a chunk's signal, spectrum and product
 # fit in a few MiB of cache (measured with `globalconv bench op`; CUDA runs the whole batch).
@@ -143,8 +142,12 @@ class _SpectralConv(torch.autograd.Function):
         return y
 
     @staticmethod
-    @once_differentiable
     def backward(ctx, grad_y: Tensor):
+        if torch.is_grad_enabled():  # create_graph=True: a derivative of this backward is asked
+            raise RuntimeError(
+                "global_conv's fft backend has first derivatives only; for second derivatives "
+                "(create_graph=True) use backend='direct'"
+            )
         K, *spectra = ctx.saved_tensors
         L, taps, n_fft, correlate, batched = ctx.shape
         need_x, need_k = ctx.needs_input_grad[:2]

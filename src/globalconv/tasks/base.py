@@ -18,14 +18,23 @@ from globalconv.registry import Registry
 
 IGNORE_INDEX = -100  # targets with this value count neither in the loss nor in the metric
 
+# What a parameter or a data file may ask for, checked before anything is allocated; an
+# integer parameter without its own upper bound is bounded by MAX_COUNT.
+MAX_COUNT = 2**24  # examples, lengths, symbols, classes, vocabulary (16.7M)
+MAX_LEN = 2**20  # positions per sequence (a model's tables grow with it)
+MAX_TOKENS = 2**31  # positions over every split of a generated task (16 GiB of int64 ids)
+
 _REGISTRY: Registry[type[Task]] = Registry("task")
 
 
 class TaskParams(BaseModel):
-    """Base for a task's parameters: unknown keys are errors."""
+    """Base for a task's parameters: unknown keys are errors, types are strict (a boolean is not
+    a number), numbers finite."""
 
-    model_config = ConfigDict(extra="forbid")
-    seed: int = Field(0, description="seed of the data generator (same seed, same data)")
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
+    seed: int = Field(
+        0, ge=0, lt=2**32, description="seed of the data generator (same seed, same data)"
+    )
 
 
 @dataclass
@@ -191,4 +200,40 @@ def build(name: str, params: dict[str, Any] | None = None) -> Task:
                     f"task {name!r} parameter {key}: {message} (got {e.get('input')!r})"
                 )
         raise ValueError("; ".join(problems)) from None
-    return cls(parsed)
+    _check_sizes(name, parsed)
+    task = cls(parsed)
+    if "num_train" in cls.Params.model_fields:  # generated: the spec costs nothing, check it
+        _check_total(name, parsed, task.spec.max_len)
+    return task
+
+
+def _check_sizes(name: str, params: TaskParams) -> None:
+    for key, info in type(params).model_fields.items():
+        value = getattr(params, key)
+        bounded = any(hasattr(m, "le") or hasattr(m, "lt") for m in info.metadata)
+        if isinstance(value, int) and not isinstance(value, bool) and not bounded:
+            if value > MAX_COUNT:
+                raise ValueError(
+                    f"task {name!r} parameter {key}={value:,} exceeds the limit of "
+                    f"{MAX_COUNT:,}; lower it"
+                )
+
+
+def _check_total(name: str, params: TaskParams, max_len: int) -> None:
+    check_length(f"task {name!r}", max_len)
+    examples = sum(getattr(params, k) for k in ("num_train", "num_valid", "num_test"))
+    if examples * max_len > MAX_TOKENS:
+        raise ValueError(
+            f"task {name!r}: {examples:,} examples of up to {max_len:,} positions "
+            f"({examples * max_len:,}) exceed the limit of {MAX_TOKENS:,} positions; "
+            "lower the example counts or the length"
+        )
+
+
+def check_length(source: str, max_len: int) -> None:
+    """``ValueError`` when sequences of ``max_len`` positions pass ``MAX_LEN``."""
+    if max_len > MAX_LEN:
+        raise ValueError(
+            f"{source}: sequences of {max_len:,} positions exceed the limit of {MAX_LEN:,}; "
+            "use shorter sequences"
+        )

@@ -19,6 +19,7 @@ with the Hugging Face adapter.
 
 from __future__ import annotations
 
+import math
 import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -30,7 +31,16 @@ import numpy as np
 import torch
 from pydantic import Field
 
-from globalconv.tasks.base import IGNORE_INDEX, Split, Task, TaskParams, TaskSpec, register_task
+from globalconv.tasks.base import (
+    IGNORE_INDEX,
+    MAX_COUNT,
+    Split,
+    Task,
+    TaskParams,
+    TaskSpec,
+    check_length,
+    register_task,
+)
 
 SPLITS = ("train", "valid", "test")
 FIELDS = ("inputs", "targets", "lengths")
@@ -59,6 +69,11 @@ def from_arrays(
 
     def fail(message: str) -> ValueError:
         return ValueError(f"{source}: {message}")
+
+    def bounded(what: str, value: int, hint: str) -> int:
+        if value > MAX_COUNT:
+            raise fail(f"{what} {value:,} exceeds the limit of {MAX_COUNT:,}; {hint}")
+        return value
 
     allowed = [f"{s}_{f}" for s in SPLITS for f in FIELDS]
     for key in arrays:
@@ -124,6 +139,7 @@ def from_arrays(
         if low < 0:
             raise fail(f"token ids must be >= 0, found {low}; shift ids so that they start at 0")
         top = max(int(arrays[f"{s}_inputs"].max()) for s in names)
+        bounded("token id", top, "renumber the ids densely from 0")
         if vocab_size is None:
             vocab_size = top + 1
         elif top >= vocab_size:
@@ -153,11 +169,16 @@ def from_arrays(
         if not scored.any():
             raise fail(f"{yn} scores nothing (all -100); the {s} split needs a scored target")
         top_label = max(top_label, int(y[scored].max()))
+    bounded("label", top_label, "renumber the classes densely from 0")
     if num_classes is None:
         num_classes = top_label + 1
     elif top_label >= num_classes:
         raise fail(f"label {top_label} is out of range for num_classes={num_classes}; raise it")
 
+    for s in names:
+        check_length(source, arrays[f"{s}_inputs"].shape[1])
+    bounded("vocab_size", vocab_size or 0, "use a smaller vocabulary")
+    bounded("num_classes", num_classes, "use fewer classes")
     splits = {}
     for s in names:
         x = arrays[f"{s}_inputs"]
@@ -195,6 +216,7 @@ def load_npz(path: str | Path) -> dict[str, np.ndarray]:
     arrays = {}
     with npz:
         for key in npz.files:
+            _check_declared_size(path, npz, key)
             try:
                 arrays[key] = npz[key]
             except ValueError:  # object arrays refuse to load without pickle
@@ -203,6 +225,33 @@ def load_npz(path: str | Path) -> dict[str, np.ndarray]:
                     "(int64 ids, float32 values) of one shape"
                 ) from None
     return arrays
+
+
+def _check_declared_size(path: Path, npz: np.lib.npyio.NpzFile, key: str) -> None:
+    """Refuse an array whose header declares more bytes than the file holds for it, before
+    numpy allocates what the header asks for."""
+    member = f"{key}.npy"
+    if member not in npz.zip.namelist():
+        return
+    with npz.zip.open(member) as f:
+        try:
+            version = np.lib.format.read_magic(f)
+            read = (
+                np.lib.format.read_array_header_1_0
+                if version == (1, 0)
+                else np.lib.format.read_array_header_2_0
+            )
+            shape, _, dtype = read(f)
+        except ValueError as err:
+            raise ValueError(f"{path}: array {key!r} has a malformed header ({err})") from None
+        offset = f.tell()
+    declared = math.prod(shape) * dtype.itemsize
+    held = npz.zip.getinfo(member).file_size - offset
+    if not dtype.hasobject and declared > held:
+        raise ValueError(
+            f"{path}: array {key!r} declares shape {shape} of {dtype} ({declared:,} bytes) but "
+            f"the file holds {max(held, 0):,} bytes for it; the file is damaged, write it again"
+        )
 
 
 class FilesParams(TaskParams):

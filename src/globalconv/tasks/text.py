@@ -44,7 +44,10 @@ class TextParams(TaskParams):
     valid_fraction: float = Field(0.05, ge=0.0, lt=0.5, description="share held out: valid")
     test_fraction: float = Field(0.05, gt=0.0, lt=0.5, description="share held out: test")
     max_bytes: int | None = Field(
-        None, ge=2, description="use only the first max_bytes of the corpus (default: all)"
+        None,
+        ge=2,
+        le=2**40,
+        description="use only the first max_bytes of the corpus (default: all)",
     )
 
     @model_validator(mode="after")

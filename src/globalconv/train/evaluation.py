@@ -11,15 +11,15 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 from pathlib import Path
 from typing import Any
 
 from globalconv import config as configuration
 from globalconv import tasks
+from globalconv.arguments import positive_int
 from globalconv.config import ConfigError
 from globalconv.models import build_model
-from globalconv.train import io
+from globalconv.train import io, lock
 from globalconv.train.loop import check_device, evaluate, task_data
 from globalconv.train.sweep import format_table
 
@@ -47,8 +47,6 @@ def evaluate_run(
     device: str = "cpu",
 ) -> dict[str, Any]:
     """Metrics of a run's saved model on its task (as trained, or with task overrides)."""
-    from safetensors.torch import load_file
-
     run_dir = Path(run_dir)
     for name in ("config.json", "model.safetensors"):
         if not (run_dir / name).is_file():
@@ -59,7 +57,7 @@ def evaluate_run(
     other = [o for o in overrides if not o.startswith("task.")]
     if other:
         raise ConfigError(f"eval changes task settings only (task.KEY=VALUE); got {other}")
-    trained = configuration.parse(json.loads((run_dir / "config.json").read_text()))
+    trained = configuration.parse(io.read_json(run_dir / "config.json"))
     if length is not None:
         overrides.append(f"task.params.{length_param(trained.task.name)}={length}")
     data = configuration.apply_overrides(trained.model_dump(mode="json"), overrides)
@@ -72,7 +70,7 @@ def evaluate_run(
     # a model built for the longer of the two lengths serves shorter sequences as trained
     model_spec = dataclasses.replace(spec, max_len=max(spec.max_len, trained_spec.max_len))
     model = build_model(trained.model, model_spec)
-    state = load_file(str(run_dir / "model.safetensors"))
+    state = io.read_safetensors(run_dir / "model.safetensors")
     try:
         model.load_state_dict(state)
     except RuntimeError as err:
@@ -123,17 +121,26 @@ def add_cli(subparsers) -> None:
     )
     p.add_argument("run_dir", metavar="RUN_DIR", help="a finished run directory")
     p.add_argument("overrides", nargs="*", metavar="task.KEY=VALUE", help="task settings to change")
-    p.add_argument("--length", type=int, help="evaluate at this sequence length")
+    p.add_argument("--length", type=positive_int, help="evaluate at this sequence length")
     p.add_argument(
         "--split", action="append", help="split to score (repeatable; default: all but train)"
     )
-    p.add_argument("--batch-size", type=int, help="evaluation batch size (default: the run's)")
+    p.add_argument(
+        "--batch-size", type=positive_int, help="evaluation batch size (default: the run's)"
+    )
     p.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N")
     p.add_argument("--out", help="result file (default RUN_DIR/eval-L<length>.json)")
     p.set_defaults(func=cmd_eval)
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
+    if not Path(args.run_dir).is_dir():
+        raise ValueError(f"{args.run_dir} is not a directory; pass a run directory")
+    with lock.locked(args.run_dir):  # not while a resumed run rewrites its weights
+        return _eval(args)
+
+
+def _eval(args: argparse.Namespace) -> int:
     result = evaluate_run(
         args.run_dir,
         args.overrides,
@@ -151,7 +158,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     )
     print(format_table(["split", *names], rows))
     out = Path(args.out) if args.out else Path(args.run_dir) / f"eval-L{result['seq_len']}.json"
-    io.write_json(out, result)
+    io.write_json(out, result, checksum=True)
     print(f"written: {out}")
     return 0
 

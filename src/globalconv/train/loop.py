@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 import shutil
 import signal
 import threading
@@ -34,7 +35,7 @@ from globalconv.config import RunConfig
 from globalconv.models import build_model
 from globalconv.tasks import IGNORE_INDEX, Split, TaskSpec
 from globalconv.tasks.common import carve_validation
-from globalconv.train import checkpoint, distributed, io, matching, records
+from globalconv.train import checkpoint, distributed, io, lock, matching, records
 from globalconv.train.checkpoint import CheckpointError
 from globalconv.train.optim import (
     build_optimizer,
@@ -45,6 +46,8 @@ from globalconv.train.optim import (
 )
 
 # Config keys that may change when a run is resumed: they do not change what is computed.
+REQUEST = "request.json"  # the config as requested, before matching: what reuse compares
+
 RESUMABLE_KEYS = {
     "name",
     "train.device",
@@ -235,11 +238,13 @@ def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
-def config_differences(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
+def config_differences(
+    saved: dict[str, Any], current: dict[str, Any], where: str = "in the checkpoint"
+) -> list[str]:
     """Keys (dotted) whose values differ and that matter for the computation."""
     a, b = _flatten(saved), _flatten(current)
     return [
-        f"{key}={a.get(key)!r} in the checkpoint, {b.get(key)!r} now"
+        f"{key}={a.get(key)!r} {where}, {b.get(key)!r} now"
         for key in sorted(set(a) | set(b))
         if key not in RESUMABLE_KEYS and a.get(key) != b.get(key)
     ]
@@ -268,7 +273,7 @@ def _set_rng_state(state: dict[str, torch.Tensor], device: str) -> None:
 
 def _existing_summary(run_dir: Path) -> dict[str, Any] | None:
     path = run_dir / "summary.json"
-    return json.loads(path.read_text()) if path.is_file() else None
+    return io.read_json(path) if path.is_file() else None
 
 
 def train(
@@ -289,8 +294,16 @@ def train(
     check_device(cfg.train.device)
     if cfg.train.tensorboard:
         records.tensorboard_writer_class()  # fail before training, not after
+    # one writer per run directory: rank 0 holds its lock (the other ranks write nothing)
+    with lock.locked(run_dir, enabled=os.environ.get("RANK", "0") == "0"):
+        return _train(cfg, run_dir, progress=progress, resume=resume, overwrite=overwrite)
+
+
+def _train(
+    cfg: RunConfig, run_dir: Path, *, progress: bool, resume: bool, overwrite: bool
+) -> dict[str, Any]:
     ckpt_path = run_dir / checkpoint.FILENAME
-    finished = _existing_summary(run_dir)
+    finished = None if overwrite else _existing_summary(run_dir)  # a damaged one: an error
     if resume:
         if finished is not None:
             return finished
@@ -322,6 +335,7 @@ class _Run:
         self.task, self.splits, self.valid_source = task_data(cfg)
         self.spec: TaskSpec = self.task.spec
         spec = self.spec
+        self.requested = cfg.model_dump(mode="json")  # before matching resizes it
         self.cfg, self.match = matching.match(cfg, spec)
         if tc.batch_size % (dist.world_size * tc.grad_accum):
             raise ValueError(
@@ -514,10 +528,11 @@ class _Run:
         tc, dist = self.cfg.train, self.dist
         if dist.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
-            io.write_json(self.run_dir / "config.json", self.resolved)
+            io.write_json(self.run_dir / "config.json", self.resolved, checksum=True)
+            io.write_json(self.run_dir / REQUEST, self.requested, checksum=True)
             env = records.environment(self.device, dist.world_size)
             env["resumed_from_step"] = self.resumed_from
-            io.write_json(self.run_dir / "env.json", env)
+            io.write_json(self.run_dir / "env.json", env, checksum=True)
         self.log = records.MetricLog(
             self.run_dir,
             enabled=dist.is_main,
@@ -631,8 +646,9 @@ class _Run:
                 self.run_dir / "model.safetensors",
                 self.model.state_dict(),
                 metadata={"step": str(summary["weights_from_step"]), "config": "config.json"},
+                checksum=True,
             )
-            io.write_json(self.run_dir / "summary.json", summary)
+            io.write_json(self.run_dir / "summary.json", summary, checksum=True)
         self.log.close()
         return summary
 

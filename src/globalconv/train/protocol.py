@@ -26,9 +26,8 @@ import copy
 import json
 import math
 import os
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field
-from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
@@ -147,12 +146,15 @@ class _Inline:
     def __init__(self, progress: bool) -> None:
         self.progress = progress
 
-    def submit(self, cfg: RunConfig, run_dir: Path, resume: bool) -> Future:
+    def submit(self, cfg: RunConfig, run_dir: Path, state: str) -> Future:
         from globalconv.train.loop import train
 
         future: Future = Future()
+        resume, overwrite = state == "resume", state == "rerun"
         try:
-            future.set_result(train(cfg, run_dir, progress=self.progress, resume=resume))
+            future.set_result(
+                train(cfg, run_dir, progress=self.progress, resume=resume, overwrite=overwrite)
+            )
         except Exception as err:  # noqa: BLE001  (reported as the run's failure)
             future.set_exception(err)
         return future
@@ -168,17 +170,21 @@ class _Pool:
     def __init__(self, jobs: int) -> None:
         self.jobs = jobs
         self.threads = max(1, (os.cpu_count() or 1) // jobs)  # the cores shared, not oversubscribed
-        self.pool = ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn"))
+        self.workers = sweep.worker_pool(jobs)  # stopped with this process, never orphaned
 
-    def submit(self, cfg: RunConfig, run_dir: Path, resume: bool) -> Future:
+    def submit(self, cfg: RunConfig, run_dir: Path, state: str) -> Future:
         dumped = cfg.model_dump(mode="json")
-        return self.pool.submit(sweep._train_one, dumped, str(run_dir), resume, self.threads)
+        resume, overwrite = state == "resume", state == "rerun"
+        return self.pool.submit(
+            sweep._train_one, dumped, str(run_dir), resume, self.threads, overwrite
+        )
 
     def __enter__(self) -> _Pool:
+        self.pool = self.workers.__enter__()
         return self
 
-    def __exit__(self, *exc: Any) -> None:
-        self.pool.shutdown(wait=True, cancel_futures=True)
+    def __exit__(self, *exc: Any) -> bool | None:
+        return self.workers.__exit__(*exc)
 
 
 def run(
@@ -188,8 +194,13 @@ def run(
     jobs: int = 1,
     progress: bool = True,
     echo=print,
+    rerun: bool = False,
 ) -> dict[str, Any]:
     """Tune, select and train every seed of every cell.
+
+    A run already in ``out`` is read back only if it was made with the config requested now;
+    otherwise it is an error naming what differs (before anything trains, for the tuning runs),
+    or with ``rerun`` it is trained again.
 
     Returns {"runs": the seed runs, "groups": their mean and std, "cells": the selection
     records, "failed": seed runs that failed and cells where every grid point failed}.
@@ -201,6 +212,7 @@ def run(
     tuning = {cell.name: [_Job(cell, p, cell.tune_seed) for p in cell.points()] for cell in cells}
     records: dict[str, dict[str, Any]] = {}
     queue: list[_Job] = [job for cell in cells for job in tuning[cell.name]]
+    sweep.check_reuse([(out / j.name, j.cell.config(j.point, j.seed)) for j in queue], rerun=rerun)
     running: dict[Future, _Job] = {}
     slots = jobs
 
@@ -210,7 +222,7 @@ def run(
         if cell.name in records or any(j.name not in results for j in tuning[cell.name]):
             return
         records[cell.name] = record = _select_cell(cell, tuning[cell.name], results)
-        io.write_json(out / cell.name / SELECTION, record)
+        io.write_json(out / cell.name / SELECTION, record, checksum=True)
         if record["chosen"] is not None:
             seeds = [_Job(cell, record["chosen"], s) for s in cell.seeds]
             # a finished cell before a new one: insert ahead of every tuning job
@@ -225,14 +237,19 @@ def run(
                 if job.name in results:
                     continue
                 run_dir = out / job.name
-                state = sweep.status(run_dir)
+                cfg = job.cell.config(job.point, job.seed)
+                try:
+                    state = sweep.reuse(run_dir, cfg, rerun=rerun)
+                except ConfigError as err:  # a seed run, known only once its cell is tuned
+                    echo(f"[failed] {job.name}: {err}")
+                    finished(job, {"status": "failed", "error": f"ConfigError: {err}"})
+                    continue
                 if state == "done":
                     echo(f"[skip] {job.name}: finished")
                     finished(job, {"status": "skipped", "summary": sweep._summary(run_dir)})
                     continue
-                echo(f"[{'resume' if state == 'resume' else 'run'}] {job.name}")
-                cfg = job.cell.config(job.point, job.seed)
-                running[executor.submit(cfg, run_dir, state == "resume")] = job
+                echo(f"[{state if state != 'new' else 'run'}] {job.name}")
+                running[executor.submit(cfg, run_dir, state)] = job
             if not running:
                 continue
             done, _ = wait(list(running), return_when=FIRST_COMPLETED)
@@ -308,7 +325,7 @@ def _summary(cells, records, results, out: Path) -> dict[str, Any]:
         "cells": [records[c.name] for c in cells if c.name in records],
         "failed": failed,
     }
-    io.write_json(out / "protocol.json", summary)
+    io.write_json(out / "protocol.json", summary, checksum=True)
     return summary
 
 

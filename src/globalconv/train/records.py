@@ -12,6 +12,7 @@ import importlib.metadata
 import json
 import os
 import platform
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -26,17 +27,40 @@ from globalconv.train import io
 METRICS = "metrics.jsonl"
 
 
+_CHECKED = re.compile(r'^(\{.*), "check": "([0-9a-f]{16})"\}$')
+
+
+def record_line(record: dict[str, Any]) -> str:
+    """One line of the log: the record's JSON with a ``check`` key, the first 16 hex digits of
+    the SHA-256 of the JSON without it, so a changed byte in any line is found when read."""
+    text = json.dumps(record)
+    return f'{text[:-1]}, "check": "{io.sha256(text.encode())[:16]}"}}\n'
+
+
 def read_metrics(path: str | Path) -> list[dict[str, Any]]:
-    """The records of a metric log; a torn last line (a killed writer) is skipped."""
+    """The records of a metric log. A torn last line (a killed writer) is skipped; any other
+    line that is not valid JSON or fails its check is a ``RunFileError`` naming file and line."""
     records = []
     path = Path(path)
     if not path.is_file():
         return records
-    for line in path.read_text().splitlines():
+    text = io.read_bytes(path).decode(errors="replace")  # whole-file check once closed
+    *lines, tail = text.split("\n")  # tail: "" or the torn line of a killed writer
+    for number, line in enumerate(lines, 1):
+        checked = _CHECKED.match(line)
+        body = checked.group(1) + "}" if checked else line
         try:
-            records.append(json.loads(line))
+            record = json.loads(body)
         except json.JSONDecodeError:
-            continue
+            record = None
+        if not isinstance(record, dict) or (
+            checked and io.sha256(body.encode())[:16] != checked.group(2)
+        ):
+            raise io.RunFileError(
+                f"{path} line {number} is damaged (its check does not match); rerun the run "
+                "or remove its directory"
+            )
+        records.append(record)
     return records
 
 
@@ -67,12 +91,13 @@ class MetricLog:
         self.tb = None
         if not enabled:
             return
-        path = run_dir / METRICS
-        if resume_step is None:
-            io.write_text(path, "")
-        else:
-            kept = [r for r in read_metrics(path) if r.get("step", 0) <= resume_step]
-            io.write_text(path, "".join(json.dumps(r) + "\n" for r in kept))
+        path = self.path = run_dir / METRICS
+        kept = [] if resume_step is None else read_metrics(path)
+        if path.is_file():
+            io.forget(path)  # appended to from now on: checked line by line until closed
+        io.write_text(
+            path, "".join(record_line(r) for r in kept if r.get("step", 0) <= (resume_step or 0))
+        )
         self.file = open(path, "a")  # noqa: SIM115  (closed by close())
         if tensorboard:
             writer = tensorboard_writer_class()
@@ -83,7 +108,7 @@ class MetricLog:
     def write(self, record: dict[str, Any]) -> None:
         if self.file is None:
             return
-        self.file.write(json.dumps(record) + "\n")
+        self.file.write(record_line(record))
         self.file.flush()
         if self.tb is not None:
             step = record["step"]
@@ -95,6 +120,7 @@ class MetricLog:
         if self.file is not None:
             self.file.close()
             self.file = None
+            io.record(self.path)
         if self.tb is not None:
             self.tb.close()
             self.tb = None

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from typing import Any
 
-from globalconv.train import checkpoint
+from globalconv.train import checkpoint, io, records
 from globalconv.train.sweep import SUMMARY, format_table, groups_table
 
 
@@ -16,9 +15,26 @@ def find_runs(root: Path) -> list[Path]:
     return sorted(p.parent for p in root.rglob("config.json"))
 
 
+RUN_FILES = ("config.json", "request.json", "env.json", "summary.json", "model.safetensors")
+
+
 def describe(run_dir: Path) -> dict[str, Any]:
-    """What a run directory holds: its summary when finished, else its config and progress."""
-    config = json.loads((run_dir / "config.json").read_text())
+    """What a run directory holds: its summary when finished, else its config and progress.
+    A damaged file gives status ``damaged`` and ``problem``, the error naming it."""
+    try:
+        return _describe(run_dir)
+    except (io.RunFileError, KeyError, TypeError) as err:
+        problem = str(err) if isinstance(err, io.RunFileError) else f"{run_dir}: unexpected {err}"
+        row = {"task": "-", "mixer": "-", "d_model": "-", "n_layers": "-", "seed": "-"}
+        return {**row, "status": "damaged", "problem": problem}
+
+
+def _describe(run_dir: Path) -> dict[str, Any]:
+    for name in RUN_FILES:  # every file checked, so that a damaged one is never listed as done
+        if (run_dir / name).is_file():
+            io.read_bytes(run_dir / name)
+    records.read_metrics(run_dir / records.METRICS)
+    config = io.read_json(run_dir / "config.json")
     row: dict[str, Any] = {
         "task": config["task"]["name"],
         "mixer": config["model"]["mixer"],
@@ -29,7 +45,14 @@ def describe(run_dir: Path) -> dict[str, Any]:
     }
     summary_path = run_dir / "summary.json"
     if summary_path.is_file():
-        summary = json.loads(summary_path.read_text())
+        if not (run_dir / "model.safetensors").is_file():
+            raise io.RunFileError(f"{run_dir / 'model.safetensors'} is missing from a finished run")
+        summary = io.read_json(summary_path)
+        if (run_dir / checkpoint.FILENAME).is_file():
+            try:
+                checkpoint.read_meta(run_dir / checkpoint.FILENAME)
+            except checkpoint.CheckpointError as err:
+                raise io.RunFileError(str(err)) from None
         row.update(summary)
         row["status"] = "early stop" if summary.get("stopped_early") else "done"
         return row
@@ -46,9 +69,12 @@ def describe(run_dir: Path) -> dict[str, Any]:
 
 
 def runs_table(root: Path) -> str:
-    rows = []
+    """The table, then one line per damaged run naming its file."""
+    rows, problems = [], []
     for run_dir in find_runs(root):
         r = describe(run_dir)
+        if "problem" in r:
+            problems.append(f"damaged: {r['problem']}")
         metric = r.get("metric")
         key = {"accuracy": "test_accuracy", "bits_per_token": "test_bits_per_token"}.get(metric)
         result = f"{r[key]:.4f}" if key and key in r else "-"
@@ -69,7 +95,7 @@ def runs_table(root: Path) -> str:
         )
     header = ["run", "status", "task", "mixer", "d_model", "layers", "params", "FLOPs/token"]
     header += ["seed", "train s", "test"]
-    return format_table(header, rows) if rows else ""
+    return "\n".join([format_table(header, rows), *problems]) if rows else ""
 
 
 EXAMPLES = """examples:
@@ -102,7 +128,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
     sweep = root / SUMMARY
     if sweep.is_file():
         print()
-        print(groups_table(json.loads(sweep.read_text())["groups"]))
+        print(groups_table(io.read_json(sweep)["groups"]))
     return 0
 
 

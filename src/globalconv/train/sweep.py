@@ -26,7 +26,13 @@ import itertools
 import json
 import math
 import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
@@ -34,6 +40,7 @@ from typing import Any
 from pydantic import Field, ValidationError
 
 from globalconv import config as configuration
+from globalconv.arguments import positive_int
 from globalconv.config import ConfigError, RunConfig, Strict
 from globalconv.train import checkpoint, io
 
@@ -134,14 +141,121 @@ def status(run_dir: Path) -> str:
     return "new"
 
 
-def _train_one(cfg_json: dict[str, Any], run_dir: str, resume: bool, threads: int | None):
+def reuse(run_dir: Path, cfg: RunConfig, *, rerun: bool = False) -> str:
+    """What to do with ``run_dir`` for a run requested as ``cfg``: "done" (finished with this
+    config: read back), "resume" (partial, this config), "new", or "rerun" (made with another
+    config, and ``rerun``: trained again from scratch). A run made with another config is
+    otherwise a ``ConfigError`` naming the keys that differ: it is never reused silently."""
+    from globalconv.train.loop import REQUEST, config_differences
+
+    state = status(run_dir)
+    if state == "new":
+        return state
+    # like with like: the request saved beside the run, before matching resized it (runs
+    # from before request.json have only the resolved config.json)
+    saved_path = run_dir / REQUEST
+    if not saved_path.is_file():
+        saved_path = run_dir / "config.json"
+    if not saved_path.is_file():
+        return state  # a checkpoint alone: train's own check compares the checkpoint's config
+    where = f"in {saved_path.name}"
+    differences = config_differences(io.read_json(saved_path), cfg.model_dump(mode="json"), where)
+    if not differences:
+        return state
+    if rerun:
+        return "rerun"
+    kind = "finished" if state == "done" else "partial"
+    raise ConfigError(
+        f"{run_dir} holds a {kind} run made with another config ({'; '.join(differences)}); "
+        "pass --rerun to train it again as requested, or choose another --out"
+    )
+
+
+def check_reuse(plans: list[tuple[Path, RunConfig]], *, rerun: bool) -> dict[Path, str]:
+    """``reuse`` for every planned run at once, so that conflicts are refused together and
+    before anything trains."""
+    states, problems = {}, []
+    for run_dir, cfg in plans:
+        try:
+            states[run_dir] = reuse(run_dir, cfg, rerun=rerun)
+        except ConfigError as err:
+            problems.append(str(err))
+    if problems:
+        more = f" (and {len(problems) - 1} more run(s) like it)" if len(problems) > 1 else ""
+        raise ConfigError(problems[0] + more)
+    return states
+
+
+def _train_one(
+    cfg_json: dict[str, Any],
+    run_dir: str,
+    resume: bool,
+    threads: int | None,
+    overwrite: bool = False,
+):
     import torch
 
     from globalconv.train.loop import train
 
     if threads is not None:
         torch.set_num_threads(threads)
-    return train(RunConfig.model_validate(cfg_json), run_dir, progress=False, resume=resume)
+    cfg = RunConfig.model_validate(cfg_json)
+    return train(cfg, run_dir, progress=False, resume=resume, overwrite=overwrite)
+
+
+@contextmanager
+def worker_pool(jobs: int) -> Iterator[ProcessPoolExecutor]:
+    """``jobs`` spawned worker processes that never outlive this one. Here SIGTERM interrupts
+    like Ctrl-C; on an interrupt or error the workers still running get SIGTERM (each saves its
+    checkpoint, so its run resumes later) and, past a grace period, SIGKILL. A worker also gets
+    SIGTERM if this process dies without a word (SIGKILL; Linux)."""
+    pool = ProcessPoolExecutor(
+        max_workers=jobs,
+        mp_context=get_context("spawn"),
+        initializer=_die_with_parent,
+        initargs=(os.getpid(),),
+    )
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _interrupt) if main else None
+    try:
+        yield pool
+        pool.shutdown(wait=True)
+    except BaseException:
+        _stop_workers(pool)
+        raise
+    finally:
+        if main:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt(f"stopped by {signal.Signals(signum).name}")
+
+
+def _stop_workers(pool: ProcessPoolExecutor, grace: float = 60.0) -> None:
+    workers = list((pool._processes or {}).values())  # noqa: SLF001  (no public handle)
+    for worker in workers:
+        if worker.is_alive():
+            worker.terminate()  # SIGTERM: the run saves its checkpoint and stops
+    pool.shutdown(wait=False, cancel_futures=True)
+    deadline = time.monotonic() + grace
+    for worker in workers:
+        worker.join(timeout=max(0.0, deadline - time.monotonic()))
+        if worker.is_alive():
+            worker.kill()
+
+
+def _die_with_parent(parent: int) -> None:
+    """Worker start-up: SIGTERM to this worker when the parent dies (Linux prctl)."""
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+        except OSError:
+            pass
+    if os.getppid() != parent:  # the parent died before the line above took effect
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 def run_sweep(
@@ -151,34 +265,45 @@ def run_sweep(
     jobs: int = 1,
     progress: bool = True,
     echo=print,
+    rerun: bool = False,
 ) -> dict[str, Any]:
-    """Run (or skip, or resume) every planned run; write and return the sweep summary."""
+    """Run (or skip, or resume) every planned run; write and return the sweep summary. A run
+    already in ``out`` made with another config is refused (``reuse``), or with ``rerun``
+    trained again."""
     from globalconv.train.loop import train
 
     out = Path(out)
     results: dict[str, dict[str, Any]] = {}
     todo = []
+    states = check_reuse([(out / name, cfg) for name, _, cfg in runs], rerun=rerun)
     for name, _, cfg in runs:
-        state = status(out / name)
+        state = states[out / name]
         if state == "done":
             echo(f"[skip] {name}: finished")
             results[name] = {"status": "skipped", "summary": _summary(out / name)}
         else:
-            todo.append((name, cfg, state == "resume"))
+            todo.append((name, cfg, state))
     if jobs == 1:
-        for name, cfg, resume in todo:
-            echo(f"[{'resume' if resume else 'run'}] {name}")
+        for name, cfg, state in todo:
+            echo(f"[{state if state != 'new' else 'run'}] {name}")
             results[name] = _guard(
-                lambda cfg=cfg, n=name, r=resume: train(cfg, out / n, progress=progress, resume=r)
+                lambda cfg=cfg, n=name, s=state: train(
+                    cfg, out / n, progress=progress, resume=s == "resume", overwrite=s == "rerun"
+                )
             )
     else:
         threads = max(1, (os.cpu_count() or 1) // jobs)  # the cores shared, not oversubscribed
-        with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
+        with worker_pool(jobs) as pool:
             futures = {
                 name: pool.submit(
-                    _train_one, cfg.model_dump(mode="json"), str(out / name), resume, threads
+                    _train_one,
+                    cfg.model_dump(mode="json"),
+                    str(out / name),
+                    state == "resume",
+                    threads,
+                    state == "rerun",
                 )
-                for name, cfg, resume in todo
+                for name, cfg, state in todo
             }
             for name, future in futures.items():
                 results[name] = _guard(future.result)
@@ -187,7 +312,7 @@ def run_sweep(
     for name, settings, _ in runs:
         entries.append({"name": name, "settings": settings, **results[name]})
     summary = {"runs": entries, "groups": aggregate(entries)}
-    io.write_json(out / SUMMARY, summary)
+    io.write_json(out / SUMMARY, summary, checksum=True)
     return summary
 
 
@@ -200,7 +325,7 @@ def _guard(fn) -> dict[str, Any]:
 
 
 def _summary(run_dir: Path) -> dict[str, Any]:
-    return json.loads((run_dir / "summary.json").read_text())
+    return io.read_json(run_dir / "summary.json")
 
 
 AGGREGATED = ("test_", "valid_", "best_valid_", "final_train_loss", "train_seconds")
@@ -282,20 +407,9 @@ def groups_table(groups: list[dict[str, Any]]) -> str:
 
 
 def parse_values(text: str) -> list[Any]:
-    """'a,b,3e-4' -> ['a', 'b', 0.0003] (each value read as YAML; '1e-3', which YAML 1.1
-    reads as a string, as the number it means)."""
-    import yaml
+    """'a,b,3e-4' -> ['a', 'b', 0.0003] (each value read as YAML)."""
 
-    def value(raw: str) -> Any:
-        parsed = yaml.safe_load(raw)
-        if isinstance(parsed, str):
-            try:
-                return float(parsed)
-            except ValueError:
-                return parsed
-        return parsed
-
-    return [value(v) for v in text.split(",") if v.strip()]
+    return [configuration.parse_yaml(v) for v in text.split(",") if v.strip()]
 
 
 EXAMPLES = """examples:
@@ -330,9 +444,17 @@ def add_cli(subparsers) -> None:
         help="add a grid axis, e.g. model.mixer=attention,global_conv (repeatable)",
     )
     p.add_argument("--seeds", help="comma-separated seeds, a grid axis on train.seed")
-    p.add_argument("--jobs", type=int, help="processes in parallel (default: the file's, or 1)")
+    p.add_argument(
+        "--jobs", type=positive_int, help="processes in parallel (default: the file's, or 1)"
+    )
     p.add_argument("--out", help="sweep directory (default: the file's out, or runs/sweep)")
     p.add_argument("--dry-run", action="store_true", help="list the runs and their status only")
+    p.add_argument(
+        "--rerun",
+        action="store_true",
+        help="train again the runs already in --out that were made with another config "
+        "(without it they are an error naming what differs)",
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     p.add_argument(
         "overrides", nargs="*", metavar="KEY=VALUE", help="dotted overrides of the base config"
@@ -362,7 +484,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         for name, _, _ in runs:
             print(f"{status(out / name):>6}  {out / name}")
         return 0
-    summary = run_sweep(runs, out, jobs=jobs, progress=not args.quiet)
+    summary = run_sweep(runs, out, jobs=jobs, progress=not args.quiet, rerun=args.rerun)
     print(groups_table(summary["groups"]))
     failed = [r for r in summary["runs"] if r["status"] == "failed"]
     for r in failed:
