@@ -148,6 +148,8 @@ def test_state_size_is_reported_for_causal_variants_only(name, causal):
 # or an option value that cannot work. A new mixer adds its line here.
 BAD_OPTIONS = [
     ("attention", {"heads": 3}, "not divisible by heads=3"),
+    ("baseconv", {"short_kernel": 4}, "short_kernel must be odd"),
+    ("baseconv", {"short_kernel": 0}, "short_kernel must be >= 1"),
     ("dynamicconv", {"kernel_size": 4}, "odd kernel_size, got 4; use 5"),
     ("dynamicconv", {"heads": 3}, "not divisible by heads=3"),
     ("gated_global_conv", {"backend": "nope"}, "unknown backend 'nope'"),
@@ -358,6 +360,25 @@ def test_gated_global_conv_is_global_conv_times_a_linear_gate(causal):
     torch.testing.assert_close(gated(x, lengths), gated.gate(x) * plain(x, lengths))
     assert gated.num_params() == plain.num_params() + D * D + D
     assert mixers.options("gated_global_conv") == mixers.options("global_conv")
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_baseconv_is_a_gate_times_a_long_convolution_of_a_short_one(causal):
+    base, plain = build("baseconv", causal), build("global_conv", causal)
+    with torch.no_grad():
+        plain.kernel.weight.copy_(base.kernel.weight)
+        plain.skip.copy_(base.skip)
+    x = torch.randn(1, L, D, dtype=torch.float64)
+    left = 2 if causal else 1  # 3 taps looking back, or centred
+    w = base.short.weight[:, 0]  # (D, 3)
+    u = base.short.bias.expand(L, -1).clone()
+    for t in range(L):
+        for j in range(3):
+            if 0 <= t + j - left < L:
+                u[t] += w[:, j] * x[0, t + j - left]
+    torch.testing.assert_close(base(x)[0], base.gate(x[0]) * plain(u[None])[0])
+    assert base.num_params() == plain.num_params() + D * D + D + 3 * D + D
+    assert set(mixers.options("baseconv")) == {"short_kernel", *mixers.options("global_conv")}
 
 
 def test_readme_table_lists_every_mixer_with_its_parameter_count():
