@@ -20,6 +20,11 @@ inside the mixer (the block adds its own), its per-layer choice of short or long
 initialisation of every linear layer (and the implicit filter's MLP) to N(0, 0.02^2), which makes
 the long filter almost zero at the start.
 
+On MQAR at CPU scale (README, "Recall: what explains the gap to Zoology") the short filter did
+not help: an explicit long kernel already holds every 3-tap filter, so the short one changes the
+parameterisation only, and at 1000 steps neither this mixer nor ``gated_global_conv`` got past
+the floor of guessing one of the context's values. The gap to Zoology's numbers is budget.
+
 Parameters: global_conv's (explicit kernel: max_len D + D) + D^2 + D (gate) + k_s D + D (short
 convolution). FLOPs for one sequence of length L: global_conv's, 2 L D^2 for the gate projection,
 2 L D k_s for the short convolution, L D for the product.
