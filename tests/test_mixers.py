@@ -148,11 +148,13 @@ def test_state_size_is_reported_for_causal_variants_only(name, causal):
 # or an option value that cannot work. A new mixer adds its line here.
 BAD_OPTIONS = [
     ("attention", {"heads": 3}, "not divisible by heads=3"),
+    ("baseconv", {"short_kernel": 4}, "short_kernel must be odd"),
+    ("baseconv", {"short_kernel": 0}, "short_kernel must be >= 1"),
     ("dynamicconv", {"kernel_size": 4}, "odd kernel_size, got 4; use 5"),
     ("dynamicconv", {"heads": 3}, "not divisible by heads=3"),
     ("gated_global_conv", {"backend": "nope"}, "option backend: Input should be 'auto'"),
     ("global_conv", {"backend": "nope"}, "option backend: Input should be 'auto'"),
-    ("hyena", {"order": 0}, "must be >= 1"),
+    ("hyena", {"order": 1}, "order must be >= 2"),
     ("hyena", {"short_kernel": 4}, "short_kernel must be odd"),
     ("hyena", {"backend": "nope"}, "option backend: Input should be 'auto'"),
     ("lightconv", {"kernel_size": 0}, "kernel_size must be >= 1"),
@@ -320,6 +322,8 @@ def test_light_and_dynamic_convolutions_follow_the_paper(name, causal):
 
 @pytest.mark.parametrize("causal", [False, True])
 def test_hyena_is_the_gated_recurrence_over_implicit_long_filters(causal):
+    """Order 2 as the authors' implementation (and Zoology's) computes it: one long filter,
+    between a gate before it and one after, y = out(x2 * (h * (x1 * v) + beta * (x1 * v)))."""
     m = build("hyena", causal)  # order 2, short kernel 3
     x = torch.randn(1, L, D, dtype=torch.float64)
     u = m.inp(x[0])  # (L, 3D)
@@ -330,19 +334,19 @@ def test_hyena_is_the_gated_recurrence_over_implicit_long_filters(causal):
         for j in range(3):
             if 0 <= t + j - left < L:
                 s[t] += w[:, j] * u[t + j - left]
-    z, *gates = s.split(D, dim=-1)
+    v, x1, x2 = s.split(D, dim=-1)
+    z = x1 * v
     # causal: row s weighs x[t-s]; bidirectional: row L-1+s weighs x[t+s] (the operator's rows)
-    h = m.filter(L).view(-1, 2, D)
-    for i, gate in enumerate(gates):
-        conv = torch.zeros(L, D, dtype=torch.float64)
-        for t in range(L):
-            for src in range(L):
-                if causal and src <= t:
-                    conv[t] += h[t - src, i] * z[src]
-                elif not causal:
-                    conv[t] += h[L - 1 + src - t, i] * z[src]
-        z = gate * (conv + m.beta[i] * z)
-    torch.testing.assert_close(m(x)[0], m.out(z))
+    h = m.filter(L)  # (rows, D): the only long filter
+    assert h.shape[1] == D and m.beta.shape == (1, D)
+    conv = torch.zeros(L, D, dtype=torch.float64)
+    for t in range(L):
+        for src in range(L):
+            if causal and src <= t:
+                conv[t] += h[t - src] * z[src]
+            elif not causal:
+                conv[t] += h[L - 1 + src - t] * z[src]
+    torch.testing.assert_close(m(x)[0], m.out(x2 * (conv + m.beta[0] * z)))
     # the filter is implicit: its parameters do not grow with the sequence
     longer = mixers.build("hyena", d_model=D, max_len=4096, causal=causal)
     assert longer.num_params() == m.num_params()
@@ -358,6 +362,25 @@ def test_gated_global_conv_is_global_conv_times_a_linear_gate(causal):
     torch.testing.assert_close(gated(x, lengths), gated.gate(x) * plain(x, lengths))
     assert gated.num_params() == plain.num_params() + D * D + D
     assert mixers.options("gated_global_conv") == mixers.options("global_conv")
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_baseconv_is_a_gate_times_a_long_convolution_of_a_short_one(causal):
+    base, plain = build("baseconv", causal), build("global_conv", causal)
+    with torch.no_grad():
+        plain.kernel.weight.copy_(base.kernel.weight)
+        plain.skip.copy_(base.skip)
+    x = torch.randn(1, L, D, dtype=torch.float64)
+    left = 2 if causal else 1  # 3 taps looking back, or centred
+    w = base.short.weight[:, 0]  # (D, 3)
+    u = base.short.bias.expand(L, -1).clone()
+    for t in range(L):
+        for j in range(3):
+            if 0 <= t + j - left < L:
+                u[t] += w[:, j] * x[0, t + j - left]
+    torch.testing.assert_close(base(x)[0], base.gate(x[0]) * plain(u[None])[0])
+    assert base.num_params() == plain.num_params() + D * D + D + 3 * D + D
+    assert set(mixers.options("baseconv")) == {"short_kernel", *mixers.options("global_conv")}
 
 
 def test_readme_table_lists_every_mixer_with_its_parameter_count():

@@ -46,7 +46,15 @@ from globalconv.train import io, protocol  # noqa: E402
 from globalconv.train.records import read_metrics  # noqa: E402
 
 REFERENCE = "attention"
-CONV_FAMILY = ("global_conv", "gated_global_conv", "hyena", "fnet", "lightconv", "dynamicconv")
+CONV_FAMILY = (
+    "global_conv",
+    "gated_global_conv",
+    "baseconv",
+    "hyena",
+    "fnet",
+    "lightconv",
+    "dynamicconv",
+)
 
 
 @dataclass

@@ -5,6 +5,7 @@ Each mixer lives in its own file and registers itself; importing it here is all 
 
 from globalconv.mixers import (  # noqa: F401  (imported to register; one line per mixer)
     attention,
+    baseconv,
     fnet,
     gated_global_conv,
     global_conv,

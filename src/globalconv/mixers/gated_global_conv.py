@@ -11,7 +11,9 @@ isolates whether data-dependence, rather than globality, is what attention adds.
 
 Kept: BaseConv's form, a gate projection times a long convolution of the input. Left out: H3's
 shift-SSM and diagonal-SSM pair, heads and output projection (the block's feed-forward network
-mixes channels).
+mixes channels), and the short convolution BaseConv and H3 put before the gate (``baseconv`` has
+it; on MQAR at CPU scale it did not help, see the README's "Recall: what explains the gap to
+Zoology").
 
 Parameters: global_conv's (explicit kernel: max_len D + D) + D^2 + D (gate). FLOPs for one
 sequence of length L: global_conv's, 2 L D^2 for the gate projection, L D for the product.
