@@ -44,8 +44,8 @@ BACKENDS = ("auto", "direct", "fft", "pocketfft")
 AUTO_DIRECT_MAX_LEN = 0
 # On CPU `auto` takes the pocketfft path for transform lengths N up to this, per mode, and the
 # torch.fft path above. Measured with `globalconv bench op --parts table --threads 1` (2-core
-# Xeon, B=4, D=256, L = 1024-16384, every mode, forward+backward and forward only): pocketfft
-# was 1.1-2.4x slower than torch.fft at every size, so 0: `auto` is torch.fft everywhere.
+# Xeon, B=4, D=256, L = 1024-16384, every mode): pocketfft was 1.0-2.4x slower than torch.fft
+# forward+backward and 1.1-2.3x forward only at every size, so 0: `auto` is torch.fft everywhere.
 AUTO_POCKETFFT_MAX_N = {"circular": 0, "causal": 0, "full": 0}
 
 
