@@ -20,6 +20,9 @@ def test_every_part_runs_and_writes_its_numbers(tmp_path, capsys):
     text = capsys.readouterr().out
     for column in [
         "op/floor",
+        "pocket/floor",
+        "fwd/floor",
+        "pocket fwd/floor",
         "layout/floor",
         "plain/op",
         "attn/mixer",
@@ -31,6 +34,8 @@ def test_every_part_runs_and_writes_its_numbers(tmp_path, capsys):
     data = json.loads(out.read_text())
     table = {r["mode"]: r for r in data["table"]}
     assert table["circular"]["op_s"] > 0 and table["circular"]["attention_s"] > 0
+    for row in data["table"]:  # both FFT paths, forward+backward and forward only
+        assert min(row[k] for k in ("forward_s", "pocketfft_s", "pocketfft_forward_s")) > 0
     assert table["circular"]["plain_s"] > 0 and table["full"]["plain_s"] is None
     assert table["full"]["attention_s"] is None  # no mixer runs the full mode
     assert [r["L"] for r in data["crossover"] if r["mode"] == "circular"] == [8, 16]

@@ -3,8 +3,11 @@
 import pytest
 import torch
 
-from globalconv.ops import global_conv
+from globalconv.ops import BACKENDS, global_conv
 
+# every explicit path: the literal conv1d, and the FFT path through torch.fft and pocketfft
+PATHS = [b for b in BACKENDS if b != "auto"]
+FFT_PATHS = [b for b in PATHS if b != "direct"]
 LENGTHS = [1, 2, 3, 7, 16, 61, 64, 257, 1000]
 MODES = ["circular", "causal", "full"]
 
@@ -53,14 +56,14 @@ def test_backends_match_reference(L, mode, dtype):
         if dtype == torch.float32
         else dict(rtol=1e-9, atol=1e-9)
     )
-    for backend in ["direct", "fft", "auto"]:
+    for backend in BACKENDS:
         got = global_conv(x, kernel, mode=mode, backend=backend)
         assert got.dtype == dtype and got.shape == x.shape
         torch.testing.assert_close(got.double(), want, **tol, msg=f"{backend}")
 
 
 @pytest.mark.parametrize("mode", MODES)
-@pytest.mark.parametrize("backend", ["direct", "fft"])
+@pytest.mark.parametrize("backend", PATHS)
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_ragged_lengths_match_reference(mode, backend, dtype):
     L = 37
@@ -73,7 +76,7 @@ def test_ragged_lengths_match_reference(mode, backend, dtype):
 
 
 @pytest.mark.parametrize("mode", MODES)
-@pytest.mark.parametrize("backend", ["direct", "fft"])
+@pytest.mark.parametrize("backend", PATHS)
 def test_padding_and_batch_mates_do_not_leak(mode, backend):
     L = 24
     x, kernel = make(L, B=3, mode=mode, seed=2)
@@ -94,7 +97,7 @@ def test_padding_and_batch_mates_do_not_leak(mode, backend):
     torch.testing.assert_close(y[0, :10], alone[0], rtol=1e-9, atol=1e-9)
 
 
-@pytest.mark.parametrize("backend", ["direct", "fft"])
+@pytest.mark.parametrize("backend", PATHS)
 def test_causal_mode_never_sees_the_future(backend):
     L, D = 12, 2
     x, kernel = make(L, D=D, B=1, mode="causal", seed=3)
@@ -108,7 +111,7 @@ def test_causal_mode_never_sees_the_future(backend):
 
 
 @pytest.mark.parametrize("mode", MODES)
-@pytest.mark.parametrize("backend", ["direct", "fft"])
+@pytest.mark.parametrize("backend", PATHS)
 @pytest.mark.parametrize("ragged", [False, True])
 def test_gradcheck(mode, backend, ragged):
     L = 6
@@ -129,7 +132,7 @@ def test_longer_kernel_uses_first_taps():
     x, kernel = make(L, mode="full", extra_taps=5, seed=5)
     K = (kernel.shape[0] + 1) // 2
     inner = kernel[K - L : K - 1 + L]
-    for backend in ["direct", "fft"]:
+    for backend in PATHS:
         torch.testing.assert_close(
             global_conv(x, kernel, mode="full", backend=backend), reference(x, inner, "full")
         )
@@ -139,15 +142,16 @@ def test_short_causal_kernel_is_a_finite_filter():
     x, _ = make(20, mode="causal", seed=6)
     kernel = torch.randn(4, x.shape[2], dtype=x.dtype)
     want = reference(x, kernel, "causal")
-    for backend in ["direct", "fft"]:
+    for backend in PATHS:
         torch.testing.assert_close(global_conv(x, kernel, mode="causal", backend=backend), want)
 
 
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
 @pytest.mark.parametrize("mode", MODES)
-def test_low_precision_computes_in_float32(dtype, mode):
+@pytest.mark.parametrize("backend", FFT_PATHS)
+def test_low_precision_computes_in_float32(dtype, mode, backend):
     x, kernel = make(50, mode=mode, dtype=torch.float32, seed=7)
-    got = global_conv(x.to(dtype), kernel.to(dtype), mode=mode, backend="fft")
+    got = global_conv(x.to(dtype), kernel.to(dtype), mode=mode, backend=backend)
     assert got.dtype == dtype
     want = reference(x.to(dtype), kernel.to(dtype), mode)
     torch.testing.assert_close(got.double(), want, rtol=2e-2, atol=5e-2)
@@ -164,6 +168,7 @@ def test_low_precision_computes_in_float32(dtype, mode):
         ((2, 8, 3), (13, 3), {"mode": "full"}, r"K >= n=8"),
         ((2, 8, 3), (8, 3), {"mode": "wrap"}, r"unknown mode 'wrap'"),
         ((2, 8, 3), (8, 3), {"backend": "cuda"}, r"unknown backend 'cuda'"),
+        ((2, 8, 3), (8, 3), {"backend": "fft "}, r"expected one of auto, direct, fft, pocketfft"),
         ((2, 8, 3), (8, 3), {"lengths": torch.tensor([8])}, r"lengths must have shape \(2,\)"),
         ((2, 8, 3), (8, 3), {"lengths": torch.tensor([8, 9])}, r"lengths must lie in \[1, 8\]"),
         ((2, 8, 3), (8, 3), {"lengths": torch.tensor([0, 8])}, r"lengths must lie in \[1, 8\]"),
@@ -180,15 +185,16 @@ def test_integer_input_is_rejected():
         global_conv(torch.ones(1, 4, 2, dtype=torch.long), torch.randn(4, 2))
 
 
-def test_circular_shorter_lengths_need_only_their_taps():
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_circular_shorter_lengths_need_only_their_taps(backend):
     x, kernel = make(8, mode="circular", seed=8)
     lengths = torch.tensor([5, 3])
-    got = global_conv(x, kernel[:5], mode="circular", lengths=lengths)
+    got = global_conv(x, kernel[:5], mode="circular", lengths=lengths, backend=backend)
     torch.testing.assert_close(got, reference(x, kernel[:5], "circular", lengths))
 
 
 @pytest.mark.parametrize("mode", MODES)
-@pytest.mark.parametrize("backend", ["direct", "fft"])
+@pytest.mark.parametrize("backend", PATHS)
 def test_autocast_does_not_change_the_computation(mode, backend):
     x, kernel = make(16, mode=mode, dtype=torch.float32, seed=9)
     want = global_conv(x, kernel, mode=mode, backend=backend)

@@ -6,6 +6,7 @@ loop, what it keeps for backward, and which path ``auto`` takes.
 """
 
 import sys
+import tracemalloc
 import types
 
 import pytest
@@ -15,6 +16,7 @@ from globalconv.analysis.bench import peak_bytes
 from globalconv.ops import conv, fft, flash, global_conv, resolve_backend
 
 MODES = ["circular", "causal", "full"]
+FFT_PATHS = ["fft", "pocketfft"]  # the same custom autograd scheme through torch.fft or scipy.fft
 
 
 def make(B, L, D, mode, dtype=torch.float64, seed=0):
@@ -59,12 +61,13 @@ def chunking(request, monkeypatch):
         monkeypatch.setattr(fft, "CHUNK_ELEMENTS", 1 << 20)
 
 
+@pytest.mark.parametrize("backend", FFT_PATHS)
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("ragged", [False, True])
-def test_fft_gradients_match_the_direct_path(mode, ragged, chunking):
+def test_fft_gradients_match_the_direct_path(mode, ragged, chunking, backend):
     x, kernel, grad = make(5, 23, 40, mode, seed=1)
     lengths = torch.tensor([23, 1, 9, 22, 16]) if ragged else None
-    fast = value_and_grads(x, kernel, grad, mode=mode, lengths=lengths, backend="fft")
+    fast = value_and_grads(x, kernel, grad, mode=mode, lengths=lengths, backend=backend)
     slow = value_and_grads(x, kernel, grad, mode=mode, lengths=lengths, backend="direct")
     for a, b, what in zip(fast, slow, ["y", "grad_x", "grad_kernel"], strict=True):
         torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-9, msg=what)
@@ -102,19 +105,21 @@ def test_layout_copies_in_blocks_and_tiles_are_exact_transposes(shape, chunk, mo
     assert (padded[..., Q:] == -1).all()
 
 
-def test_ragged_circular_needs_only_as_many_taps_as_the_longest_sequence():
+@pytest.mark.parametrize("backend", FFT_PATHS)
+def test_ragged_circular_needs_only_as_many_taps_as_the_longest_sequence(backend):
     x, kernel, grad = make(3, 12, 2, "circular", seed=7)
     kernel = kernel.detach()[:7].requires_grad_()
     lengths = torch.tensor([7, 2, 5])
-    fast = value_and_grads(x, kernel, grad, mode="circular", lengths=lengths, backend="fft")
+    fast = value_and_grads(x, kernel, grad, mode="circular", lengths=lengths, backend=backend)
     slow = value_and_grads(x, kernel, grad, mode="circular", lengths=lengths, backend="direct")
     for a, b in zip(fast, slow, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-9)
 
 
-def test_circular_gradients_match_a_plain_torch_fft_composition():
+@pytest.mark.parametrize("backend", FFT_PATHS)
+def test_circular_gradients_match_a_plain_torch_fft_composition(backend):
     x, kernel, grad = make(3, 64, 4, "circular", seed=2)
-    fast = value_and_grads(x, kernel, grad, mode="circular", backend="fft")
+    fast = value_and_grads(x, kernel, grad, mode="circular", backend=backend)
     x.grad = kernel.grad = None
     X, K = torch.fft.rfft(x, dim=1), torch.fft.rfft(kernel, dim=0)
     y = torch.fft.irfft(X * K.conj(), n=64, dim=1)
@@ -123,68 +128,90 @@ def test_circular_gradients_match_a_plain_torch_fft_composition():
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
 
 
+@pytest.mark.parametrize("backend", FFT_PATHS)
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
-def test_low_precision_gradients_are_computed_in_float32(mode, dtype):
+def test_low_precision_gradients_are_computed_in_float32(mode, dtype, backend):
     x, kernel, grad = make(2, 40, 3, mode, seed=3)
     want = value_and_grads(x, kernel, grad, mode=mode, backend="direct")
     xl = x.detach().to(dtype).requires_grad_()
     kl = kernel.detach().to(dtype).requires_grad_()
-    got = value_and_grads(xl, kl, grad.to(dtype), mode=mode, backend="fft")
+    got = value_and_grads(xl, kl, grad.to(dtype), mode=mode, backend=backend)
     tol = dict(rtol=1e-4, atol=1e-3) if dtype == torch.float32 else dict(rtol=3e-2, atol=0.3)
     for a, b in zip(got, want, strict=True):
         assert a.dtype == dtype
         torch.testing.assert_close(a.double(), b, **tol)
 
 
+@pytest.mark.parametrize("backend", FFT_PATHS)
 @pytest.mark.parametrize("mode", MODES)
-def test_one_sided_gradients_and_no_grad(mode):
+def test_one_sided_gradients_and_no_grad(mode, backend):
     x, kernel, grad = make(2, 17, 3, mode, seed=4)
     _, want_x, want_k = value_and_grads(x, kernel, grad, mode=mode, backend="direct")
     (only_x,) = torch.autograd.grad(
-        global_conv(x, kernel.detach(), mode=mode, backend="fft"), x, grad
+        global_conv(x, kernel.detach(), mode=mode, backend=backend), x, grad
     )
     (only_k,) = torch.autograd.grad(
-        global_conv(x.detach(), kernel, mode=mode, backend="fft"), kernel, grad
+        global_conv(x.detach(), kernel, mode=mode, backend=backend), kernel, grad
     )
     torch.testing.assert_close(only_x, want_x)
     torch.testing.assert_close(only_k, want_k)
     with torch.no_grad():
-        y = global_conv(x, kernel, mode=mode, backend="fft")
+        y = global_conv(x, kernel, mode=mode, backend=backend)
     torch.testing.assert_close(y, global_conv(x, kernel, mode=mode, backend="direct"))
 
 
-def test_backward_twice_with_retain_graph_gives_the_same_gradients():
+@pytest.mark.parametrize("backend", FFT_PATHS)
+def test_backward_twice_with_retain_graph_gives_the_same_gradients(backend):
     x, kernel, grad = make(2, 30, 3, "circular", seed=5)
-    y = global_conv(x, kernel, mode="circular", backend="fft")
+    y = global_conv(x, kernel, mode="circular", backend=backend)
     first = torch.autograd.grad(y, (x, kernel), grad, retain_graph=True)
     second = torch.autograd.grad(y, (x, kernel), grad)
     for a, b in zip(first, second, strict=True):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
 
 
+@pytest.mark.parametrize("backend", FFT_PATHS)
 @pytest.mark.parametrize("mode, spectra", [("circular", 1), ("causal", 2), ("full", 2)])
-def test_backward_keeps_the_input_spectrum_and_the_kernel_spectrum_only(mode, spectra):
+def test_backward_keeps_the_input_spectrum_and_the_kernel_spectrum_only(mode, spectra, backend):
     B, L, D = 4, 96, 8
     x, kernel, _ = make(B, L, D, mode, dtype=torch.float32)
     saved = []
     pack = lambda t: saved.append(t.untyped_storage().nbytes()) or t  # noqa: E731
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        global_conv(x, kernel, mode=mode, backend="fft")
+        global_conv(x, kernel, mode=mode, backend=backend)
     input_bytes = B * L * D * 4
     # the input's spectrum (about `spectra` x the input: N ~ 2L when padded) and the kernel's
     bound = spectra * input_bytes * (1 + 4 / L) * (1 + 1 / B)
     assert sum(saved) <= bound, f"saved {sum(saved) / input_bytes:.2f}x the input"
 
 
+@pytest.mark.parametrize("backend", FFT_PATHS)
 @pytest.mark.parametrize("mode, bound", [("circular", 7), ("causal", 11), ("full", 11)])
 @pytest.mark.parametrize("L", [128, 512])
-def test_peak_memory_is_a_constant_times_the_input(mode, bound, L):
+def test_peak_memory_is_a_constant_times_the_input(mode, bound, L, backend):
     """Output, both gradients, the saved spectra and the temporaries of one chunk: a constant
-    times the input whatever L (the spectra of padded modes are twice as long)."""
+    times the input whatever L (the spectra of padded modes are twice as long). pocketfft's
+    arrays are numpy's, seen by tracemalloc; the sum of both peaks bounds the joint one."""
     B, D = 4, 16
     x, kernel, grad = make(B, L, D, mode, dtype=torch.float32)
-    peak = peak_bytes(lambda: global_conv(x, kernel, mode=mode, backend="fft").backward(grad))
+
+    def step():
+        x.grad = kernel.grad = None
+        global_conv(x, kernel, mode=mode, backend=backend).backward(grad)
+
+    if backend == "fft":
+        peak = peak_bytes(step)
+    else:
+        step()  # first calls import and cache; only the operator's own arrays should count
+        tracemalloc.start()
+        try:
+            # tracemalloc also sees Python's own small objects: 64 KiB for them; scipy pads
+            # the signal with a copy and inverts at the full transform length, 1 input more
+            peak = peak_bytes(step) + tracemalloc.get_traced_memory()[1] - (1 << 16)
+        finally:
+            tracemalloc.stop()
+        bound += 1
     assert peak <= bound * B * L * D * 4, f"peak {peak / (B * L * D * 4):.2f}x the input"
 
 
@@ -209,6 +236,25 @@ def test_auto_dispatches_by_the_crossover_length(monkeypatch, direct_max_len):
         name = type(global_conv(x, kernel).grad_fn).__name__
         assert (name == "_SpectralConvBackward") == (want == "fft"), (L, name)
     assert resolve_backend("direct", 10**5) == "direct" and resolve_backend("fft", 2) == "fft"
+    assert resolve_backend("pocketfft", 2) == "pocketfft"
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_auto_takes_pocketfft_on_cpu_up_to_its_measured_size(monkeypatch, mode):
+    monkeypatch.setattr(conv, "AUTO_POCKETFFT_MAX_N", {m: 64 for m in MODES})
+    short, long = 16, 256  # transform lengths within and past 64 in every mode
+    assert resolve_backend("auto", short, mode) == "pocketfft"
+    assert resolve_backend("auto", long, mode) == "fft"
+    assert resolve_backend("auto", short, mode, "cuda") == "fft"  # CUDA stays on torch.fft
+    x, kernel, _ = make(2, short, 3, mode)
+    name = type(global_conv(x, kernel, mode=mode).grad_fn).__name__
+    assert name == "_PocketSpectralConvBackward", name
+
+
+def test_pocketfft_refuses_non_cpu_tensors():
+    x, kernel, _ = make(1, 4, 2, "circular")
+    with pytest.raises(ValueError, match="runs on CPU only"):
+        global_conv(x.to("meta"), kernel.to("meta"), backend="pocketfft")
 
 
 # ---------------------------------------------------------------------------------------------

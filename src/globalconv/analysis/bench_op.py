@@ -3,12 +3,15 @@ the FFT floor, attention and the literal direct convolution.
 
 Parts (``--parts``, comma separated):
 
-* ``table``: for each mode and length, forward+backward of ``global_conv`` (FFT path, input
-  (B, L, D) as users pass it) against the *FFT floor* -- one bare ``rfft`` + ``irfft`` pair over
-  the length axis of a contiguous (B, D, N) tensor, N the mode's transform length -- and the
-  direct path where feasible; for circular and causal also the plain composition it replaces
-  (rfft, multiply, irfft under autograd) and the ``global_conv`` mixer against the ``attention``
-  mixer (SDPA) at the same B, L, D. Last column: what ``backend="auto"`` picks.
+* ``table``: for each mode and length, forward+backward and forward only of ``global_conv``
+  (input (B, L, D) as users pass it) through both FFT paths -- ``fft`` (torch.fft on a
+  (B, D, N) copy) and, on CPU, ``pocketfft`` (scipy.fft along the strided axis) -- against the
+  *FFT floor*, one bare ``rfft`` + ``irfft`` pair over the length axis of a contiguous (B, D, N)
+  tensor, N the mode's transform length (forward+backward needs two such pairs and the
+  kernel's, the forward one); the direct path where feasible; for circular and causal also the
+  plain composition it replaces (rfft, multiply, irfft under autograd) and the ``global_conv``
+  mixer against the ``attention`` mixer (SDPA) at the same B, L, D. Last column: what
+  ``backend="auto"`` picks.
 * ``breakdown``: where the operator's time goes: the operator and the floor timed side by side,
   and the operator's time split by ``torch.profiler`` into transforms, layout changes between
   (B, L, D) and (B, D, N), spectral products, and the rest, each in units of the floor.
@@ -62,8 +65,11 @@ def _inputs(mode: str, B: int, L: int, D: int, device: str, seed: int = 0):
     return x, kernel, grad
 
 
-def op_step(mode: str, backend: str, B: int, L: int, D: int, device: str) -> Callable[[], None]:
-    """Forward+backward of ``global_conv`` on (B, L, D) input."""
+def op_step(
+    mode: str, backend: str, B: int, L: int, D: int, device: str, backward: bool = True
+) -> Callable[[], None]:
+    """Forward+backward (or, with ``backward=False``, the forward under no_grad, as inference
+    runs it) of ``global_conv`` on (B, L, D) input."""
     from globalconv.ops import global_conv
 
     x, kernel, grad = _inputs(mode, B, L, D, device)
@@ -72,7 +78,11 @@ def op_step(mode: str, backend: str, B: int, L: int, D: int, device: str) -> Cal
         x.grad = kernel.grad = None
         global_conv(x, kernel, mode=mode, backend=backend).backward(grad)
 
-    return step
+    def forward() -> None:
+        with torch.no_grad():
+            global_conv(x, kernel, mode=mode, backend=backend)
+
+    return step if backward else forward
 
 
 def plain_step(mode: str, B: int, L: int, D: int, device: str) -> Callable[[], None]:
@@ -155,7 +165,13 @@ def part_table(args: argparse.Namespace) -> list[dict[str, Any]]:
             candidates = {
                 "op": op_step(mode, "fft", B, L, D, dev),
                 "floor": floor_step(mode, B, L, D, dev),
+                "forward": op_step(mode, "fft", B, L, D, dev, backward=False),
             }
+            if torch.device(dev).type == "cpu":
+                candidates["pocket"] = op_step(mode, "pocketfft", B, L, D, dev)
+                candidates["pocket_forward"] = op_step(
+                    mode, "pocketfft", B, L, D, dev, backward=False
+                )
             if L <= args.direct_max_len:
                 candidates["direct"] = op_step(mode, "direct", B, L, D, dev)
             if mode != "full":
@@ -177,11 +193,14 @@ def part_table(args: argparse.Namespace) -> list[dict[str, Any]]:
                     "op_s": t["op"],
                     "floor_s": t["floor"],
                     "op_over_floor": t["op"] / t["floor"],
+                    "forward_s": t["forward"],
+                    "pocketfft_s": t.get("pocket"),
+                    "pocketfft_forward_s": t.get("pocket_forward"),
                     "direct_s": t.get("direct"),
                     "plain_s": t.get("plain"),
                     "mixer_s": t.get("mixer"),
                     "attention_s": t.get("attention"),
-                    "auto": resolve_backend("auto", L),
+                    "auto": resolve_backend("auto", L, mode, dev),
                 }
             )
             _progress(args, f"table {mode} L={L}")
@@ -204,6 +223,9 @@ def print_table(rows: list[dict[str, Any]]) -> None:
         rows,
         [
             *FLOOR_COLUMNS,
+            ("pocket/floor", lambda r: ratio(r["pocketfft_s"], r["floor_s"])),
+            ("fwd/floor", lambda r: ratio(r["forward_s"], r["floor_s"])),
+            ("pocket fwd/floor", lambda r: ratio(r["pocketfft_forward_s"], r["floor_s"])),
             ("plain/op", lambda r: ratio(r["plain_s"], r["op_s"])),
             ("direct/op", lambda r: ratio(r["direct_s"], r["op_s"])),
             ("mixer ms", lambda r: ms(r["mixer_s"])),
@@ -211,6 +233,11 @@ def print_table(rows: list[dict[str, Any]]) -> None:
             ("attn/mixer", lambda r: ratio(r["attention_s"], r["mixer_s"])),
             ("auto", lambda r: r["auto"]),
         ],
+    )
+    print(
+        "op = backend 'fft' (torch.fft on a (B, D, N) copy), pocket = backend 'pocketfft' "
+        "(scipy.fft along the strided axis), forward+backward; fwd = forward only, no_grad; "
+        "floor = one bare rfft+irfft pair of (B, D, N)"
     )
     by_len = {r["L"]: r["mixer_s"] for r in rows if r["mode"] == "circular" and r["mixer_s"]}
     for L in sorted(by_len):
@@ -315,7 +342,7 @@ def part_crossover(args: argparse.Namespace) -> list[dict[str, Any]]:
                     "direct_s": t.get("direct"),
                     "plain_s": t.get("plain"),
                     "fft_s": t["fft"],
-                    "auto": resolve_backend("auto", L),
+                    "auto": resolve_backend("auto", L, mode, dev),
                     "auto_s": t["auto"],
                     "auto_over_best": t["auto"] / best,
                 }
@@ -573,7 +600,7 @@ def run(args: argparse.Namespace) -> int:
     results: dict[str, Any] = {"device": str(device), "where": where, "batch": args.batch,
                                "dim": args.dim, "repeats": args.repeats}  # fmt: skip
     parts = {
-        "table": (part_table, print_table, "operator (FFT path) vs FFT floor, direct, attention"),
+        "table": (part_table, print_table, "both FFT paths vs the FFT floor, direct, attention"),
         "breakdown": (part_breakdown, print_breakdown, "where the operator's time goes"),
         "crossover": (part_crossover, print_crossover, "direct vs FFT vs auto"),
         "memory": (part_memory, print_memory, "memory of forward+backward (FFT path)"),

@@ -9,29 +9,32 @@ n is a sequence's true length (``lengths[b]``, or L), outputs at t >= n are 0:
 * ``full`` (bidirectional, zero padded): ``y[t,c] = sum_s k[K-1+s,c] * x[t+s, c]`` for
   s in [-(K-1), K-1], x read as 0 outside [0, n); needs K >= n.
 
-Two backends compute the same function: ``direct`` is the literal O(L^2 D) depthwise ``conv1d``
-with a length-L kernel; ``fft`` is O(L D log L) with real FFTs (circular at size n, causal and
-full zero padded to a 5-smooth length so nothing wraps). ``auto`` picks by length (the FFT
-path at every length on the CPUs measured; FlashFFTConv for causal bf16/fp16 CUDA calls when
-installed, see ``globalconv.ops.flash``).
+Three backends compute the same function: ``direct`` is the literal O(L^2 D) depthwise
+``conv1d`` with a length-L kernel; ``fft`` is O(L D log L) with real FFTs through ``torch.fft``
+(circular at size n, causal and full zero padded to a 5-smooth length so nothing wraps), on a
+(B, D, N) copy of the input; ``pocketfft`` (CPU only) is the same FFT path through
+``scipy.fft``, transforming the (B, L, D) input along its strided length axis, with no layout
+copies (``globalconv.ops.pocketfft``). ``auto`` picks by device, mode and size from measurement
+(see ``resolve_backend``; FlashFFTConv for causal bf16/fp16 CUDA calls when installed, see
+``globalconv.ops.flash``).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from globalconv.ops import flash
-from globalconv.ops.fft import spectral_conv
+from globalconv.ops import fft, flash, pocketfft
 
 Mode = Literal["circular", "causal", "full"]
-Backend = Literal["auto", "direct", "fft"]
+Backend = Literal["auto", "direct", "fft", "pocketfft"]
 MODES = ("circular", "causal", "full")
-BACKENDS = ("auto", "direct", "fft")
+BACKENDS = ("auto", "direct", "fft", "pocketfft")
 
 # `auto` takes the direct path up to this length. Measured with `globalconv bench op --parts
 # crossover` (2-core CPU, B*D from 8 to 4096, 1 and 2 threads): the FFT path was never
@@ -39,6 +42,11 @@ BACKENDS = ("auto", "direct", "fft")
 # causal on 2 threads) and 1.2-2x faster at L = 8, 2.4-4x at 64, 8-17x at 256; so 0: `auto` is
 # the FFT path at every length.
 AUTO_DIRECT_MAX_LEN = 0
+# On CPU `auto` takes the pocketfft path for transform lengths N up to this, per mode, and the
+# torch.fft path above. Measured with `globalconv bench op --parts table --threads 1` (2-core
+# Xeon, B=4, D=256, L = 1024-16384, every mode): pocketfft was 1.0-2.4x slower than torch.fft
+# forward+backward and 1.1-2.3x forward only at every size, so 0: `auto` is torch.fft everywhere.
+AUTO_POCKETFFT_MAX_N = {"circular": 0, "causal": 0, "full": 0}
 
 
 def global_conv(
@@ -64,7 +72,7 @@ def global_conv(
             x = _zero_padding(x, lengths)
         y = flash.causal_conv(x, _taps_within(kernel, mode, kernel.shape[0], L))
         return y if lengths is None else y * _valid_mask(lengths, L, y.dtype)
-    backend = resolve_backend(backend, L)
+    backend = resolve_backend(backend, L, mode, x.device)
 
     out_dtype = x.dtype
     dtype = torch.promote_types(torch.promote_types(x.dtype, kernel.dtype), torch.float32)
@@ -75,14 +83,18 @@ def global_conv(
 
     # computed in `dtype` whatever autocast says: it would push the direct path's conv1d to bf16
     with torch.autocast(x.device.type, enabled=False):
-        if mode == "circular":
-            fn = _circular_direct if backend == "direct" else _circular_fft
-            y = fn(x, kernel, lengths)
+        spectral = pocketfft.spectral_conv if backend == "pocketfft" else fft.spectral_conv
+        if mode == "circular" and backend == "direct":
+            y = _circular_direct(x, kernel, lengths)
+        elif mode == "circular":
+            y = _circular_fft(x, kernel, lengths, spectral)
         else:
             K = kernel.shape[0] if mode == "causal" else (kernel.shape[0] + 1) // 2
             kernel = _taps_within(kernel, mode, K, L)
-            direct = backend == "direct"
-            y = _linear_direct(x, kernel, mode) if direct else _linear_fft(x, kernel, mode)
+            if backend == "direct":
+                y = _linear_direct(x, kernel, mode)
+            else:
+                y = _linear_fft(x, kernel, mode, spectral)
             if lengths is not None:
                 y = y * _valid_mask(lengths, L, y.dtype)
     return y.to(out_dtype)
@@ -97,6 +109,10 @@ def _check(x: Tensor, kernel: Tensor, mode: str, lengths: Tensor | None, backend
         raise ValueError(f"unknown mode {mode!r}; expected one of {', '.join(MODES)}")
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; expected one of {', '.join(BACKENDS)}")
+    if backend == "pocketfft" and isinstance(x, Tensor) and x.device.type != "cpu":
+        raise ValueError(
+            f"backend 'pocketfft' runs on CPU only, got x on {x.device}; use backend='fft'"
+        )
     if not isinstance(x, Tensor) or x.dim() != 3:
         shape = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
         raise ValueError(f"x must have shape (B, L, D), got {shape}")
@@ -170,11 +186,16 @@ def _taps_within(kernel: Tensor, mode: str, K: int, L: int) -> Tensor:
     return kernel[K - keep : K - 1 + keep]
 
 
-def resolve_backend(backend: Backend, L: int) -> Literal["direct", "fft"]:
-    """The backend ``auto`` stands for at length L."""
-    if backend == "auto":
-        return "direct" if L <= AUTO_DIRECT_MAX_LEN else "fft"
-    return backend
+def resolve_backend(
+    backend: Backend, L: int, mode: Mode = "circular", device: torch.device | str = "cpu"
+) -> Literal["direct", "fft", "pocketfft"]:
+    """The backend ``auto`` stands for at length L, in this mode, on this device."""
+    if backend != "auto":
+        return backend
+    if L <= AUTO_DIRECT_MAX_LEN:
+        return "direct"
+    cpu = torch.device(device).type == "cpu"
+    return "pocketfft" if cpu and fft_size(mode, L) <= AUTO_POCKETFFT_MAX_N[mode] else "fft"
 
 
 def fft_size(mode: Mode, L: int) -> int:
@@ -246,10 +267,14 @@ def _linear_direct(x: Tensor, kernel: Tensor, mode: str) -> Tensor:
 
 
 # ---------------------------------------------------------------------------------------------
-# fft backend
+# fft and pocketfft backends: the same formulas through either spectral_conv
+
+SpectralConv = Callable[..., Tensor]
 
 
-def _circular_fft(x: Tensor, kernel: Tensor, lengths: Tensor | None) -> Tensor:
+def _circular_fft(
+    x: Tensor, kernel: Tensor, lengths: Tensor | None, spectral_conv: SpectralConv
+) -> Tensor:
     B, L, D = x.shape
     if lengths is None:  # circular cross-correlation at size L: Y = conj(K) * X
         return spectral_conv(x, kernel[:L], L, correlate=True, out_len=L)
@@ -268,7 +293,7 @@ def _circular_fft(x: Tensor, kernel: Tensor, lengths: Tensor | None) -> Tensor:
     return y * _valid_mask(lengths, L, y.dtype)
 
 
-def _linear_fft(x: Tensor, kernel: Tensor, mode: str) -> Tensor:
+def _linear_fft(x: Tensor, kernel: Tensor, mode: str, spectral_conv: SpectralConv) -> Tensor:
     # Zero padded to N, an output t < L reads x at t - s (causal, s < taps) or t + s (full,
     # |s| <= h): those reads wrap around onto x's zero tail, never onto x, once N >= L + taps - 1
     # (causal) or N >= L + h (full), so the circular result is the linear one.
