@@ -87,7 +87,7 @@ def bare_step(cfg: configuration.RunConfig) -> Callable[[], None]:
     from globalconv.models.dropout import Dropout
     from globalconv.train.loop import task_data
 
-    task, splits = task_data(cfg)
+    task, splits, _ = task_data(cfg)
     torch.manual_seed(cfg.train.seed)
     model = build_model(cfg.model, task.spec)
     for module in list(model.modules()):  # torch's own dropout: the bare step is plain PyTorch
