@@ -18,7 +18,7 @@ BASE = {
 def planted_train(valid_by_lr, test_by_lr, calls):
     """A stand-in trainer: each lr gets the planted validation and test accuracies."""
 
-    def train(cfg, run_dir, *, progress=True, resume=False):
+    def train(cfg, run_dir, *, progress=True, resume=False, overwrite=False):
         calls.append((cfg.train.lr, cfg.train.seed))
         lr = cfg.train.lr
         summary = {
