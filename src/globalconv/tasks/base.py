@@ -111,6 +111,11 @@ class TaskSpec:
     metric: Literal["accuracy", "bits_per_token"] = "accuracy"
     architecture: Literal["encoder", "encoder_decoder", "autoencoder"] = "encoder"
 
+    @classmethod
+    def next_token(cls, vocab_size: int, max_len: int) -> TaskSpec:
+        """A causal task predicting, per position, one of the tokens it reads."""
+        return cls(max_len, vocab_size, "token", True, vocab_size)
+
     def model_kwargs(self) -> dict[str, Any]:
         return dict(
             max_len=self.max_len,

@@ -51,13 +51,7 @@ class Induction(Task):
     @property
     def spec(self) -> TaskSpec:
         p = self.params
-        return TaskSpec(
-            max_len=p.seq_len,
-            num_outputs=p.num_symbols + 1,
-            head="token",
-            causal=True,
-            vocab_size=p.num_symbols + 1,
-        )
+        return TaskSpec.next_token(p.num_symbols + 1, p.seq_len)
 
     def splits(self) -> dict[str, Split]:
         p = self.params

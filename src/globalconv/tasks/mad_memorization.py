@@ -76,13 +76,7 @@ class MadMemorization(Task):
     @property
     def spec(self) -> TaskSpec:
         p = self.params
-        return TaskSpec(
-            max_len=2 * (p.seq_len // 2),
-            num_outputs=p.vocab_size,
-            head="token",
-            causal=True,
-            vocab_size=p.vocab_size,
-        )
+        return TaskSpec.next_token(p.vocab_size, 2 * (p.seq_len // 2))
 
     def splits(self) -> dict[str, Split]:
         p = self.params

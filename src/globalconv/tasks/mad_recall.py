@@ -122,13 +122,7 @@ class _Recall(Task):
     @property
     def spec(self) -> TaskSpec:
         p = self.params
-        return TaskSpec(
-            max_len=p.seq_len - 1,
-            num_outputs=p.vocab_size,
-            head="token",
-            causal=True,
-            vocab_size=p.vocab_size,
-        )
+        return TaskSpec.next_token(p.vocab_size, p.seq_len - 1)
 
     def splits(self) -> dict[str, Split]:
         p = self.params

@@ -82,13 +82,7 @@ class MadSelectiveCopy(Task):
     @property
     def spec(self) -> TaskSpec:
         p = self.params
-        return TaskSpec(
-            max_len=p.seq_len,
-            num_outputs=p.vocab_size,
-            head="token",
-            causal=True,
-            vocab_size=p.vocab_size,
-        )
+        return TaskSpec.next_token(p.vocab_size, p.seq_len)
 
     def splits(self) -> dict[str, Split]:
         p = self.params

@@ -65,13 +65,7 @@ class SelectiveCopy(Task):
     def spec(self) -> TaskSpec:
         p = self.params
         vocab = p.num_symbols + 2
-        return TaskSpec(
-            max_len=p.context_len + p.num_tokens,
-            num_outputs=vocab,
-            head="token",
-            causal=True,
-            vocab_size=vocab,
-        )
+        return TaskSpec.next_token(vocab, p.context_len + p.num_tokens)
 
     def splits(self) -> dict[str, Split]:
         p = self.params
