@@ -2,8 +2,8 @@
 
     .venv/bin/python scripts/publish_study.py runs/study/mnist1d results/mnist1d
 
-What is copied: per finished run (one with summary.json) its config, summary, environment and
-metric log; every cell's selection.json and the tree's protocol.json. Checkpoints are never
+What is copied: per finished run (one with summary.json) of a cell whose tuning is done,
+its config, summary, environment and metric log; every cell's selection.json and the tree's protocol.json. Checkpoints are never
 copied, and weights only for the two runs the report's pictures are drawn from (the first
 finished global_conv result and the first attention result on the same task). Run it again as
 the study goes on: it only adds and refreshes files.
@@ -23,6 +23,8 @@ RUN_FILES = ("config.json", "summary.json", "env.json", "metrics.jsonl")
 def publish(source: Path, dest: Path) -> Path:
     for summary in sorted(source.rglob("summary.json")):
         run = summary.parent
+        if not (run.parent / "selection.json").is_file():
+            continue  # its cell is still tuning: published with its choice, next time
         target = dest / run.relative_to(source)
         target.mkdir(parents=True, exist_ok=True)
         for name in RUN_FILES:
