@@ -3,7 +3,8 @@
     .venv/bin/python scripts/publish_study.py runs/study/mnist1d results/mnist1d
 
 What is copied: per finished run (one with summary.json) of a cell whose tuning is done,
-its config, summary, environment and metric log; every cell's selection.json and the tree's protocol.json. Checkpoints are never
+its config, summary, environment and metric log; every cell's selection.json and the tree's
+protocol.json. Checkpoints are never
 copied, and weights only for the two runs the report's pictures are drawn from (the first
 finished global_conv result and the first attention result on the same task). Run it again as
 the study goes on: it only adds and refreshes files.
