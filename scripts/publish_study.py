@@ -3,11 +3,12 @@
     .venv/bin/python scripts/publish_study.py runs/study/mnist1d results/mnist1d
 
 What is copied: per finished run (one with summary.json) of a cell whose tuning is done,
-its config, summary, environment and metric log; every cell's selection.json and the tree's
-protocol.json. Checkpoints are never
-copied, and weights only for the two runs the report's pictures are drawn from (the first
-finished global_conv result and the first attention result on the same task). Run it again as
-the study goes on: it only adds and refreshes files.
+its config as requested and as resolved, summary, environment and metric log; every cell's
+selection.json and the tree's protocol.json. Checkpoints are never copied, and weights only for
+the two runs the report's pictures are drawn from (the first finished global_conv result and the
+first attention result on the same task). Run it again as the study goes on: it only adds and
+refreshes files. Because the request is kept, a copy of a published study is a run tree that
+``globalconv compare`` continues: its finished runs are read back, not trained again.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pathlib import Path
 
 from globalconv.analysis import report
 
-RUN_FILES = ("config.json", "summary.json", "env.json", "metrics.jsonl")
+RUN_FILES = ("request.json", "config.json", "summary.json", "env.json", "metrics.jsonl")
 
 
 def publish(source: Path, dest: Path) -> Path:
