@@ -76,15 +76,20 @@ def test_cli_train_writes_a_run_directory(tmp_path, capsys):
 
 def test_cli_compare_runs_the_quick_suite_and_skips_finished_runs(tmp_path, capsys):
     args = ["compare", "-q", "--steps", "2", "--out", str(tmp_path), "model.d_model=16"]
-    args += ["model.n_layers=1", "task.params.seq_len=16", "--tasks", "mqar"]
+    args += ["model.n_layers=1", "task.params.seq_len=16", "task.params.num_train=400"]
+    args += ["--tasks", "mqar_32x4"]
     assert cli.main(args) == 0
     out = capsys.readouterr().out
     for mixer in ["attention", "global_conv", "gated_global_conv"]:
-        for lr in ("0.001", "0.003"):  # the quick suite's grid, at the tuning seed
-            assert (tmp_path / "mqar" / f"{mixer}-l1" / f"lr={lr}-s0" / "summary.json").is_file()
-        assert f"mqar {mixer} " in " ".join(out.split())  # a row of the printed table
+        # the recall study's choice, not tuned again: one run at the tuning seed
+        cell = tmp_path / "mqar_32x4" / f"{mixer}-l1"
+        assert (cell / "s0" / "summary.json").is_file()
+        record = json.loads((cell / "selection.json").read_text())
+        assert record["fixed"] == {"train.lr": 3e-3} and "recall" in record["fixed_from"]
+        assert f"mqar_32x4 {mixer} " in " ".join(out.split())  # a row of the printed table
+    assert "reference study" in out.replace("\n", " ")
     assert "FLOPs/token" in out and f"globalconv report {tmp_path}" in out
-    run = tmp_path / "mqar" / "global_conv-l1" / "lr=0.001-s0" / "summary.json"
+    run = tmp_path / "mqar_32x4" / "global_conv-l1" / "s0" / "summary.json"
     first = run.stat().st_mtime_ns
     assert cli.main(args) == 0  # rerun: finished runs are skipped, not retrained
     assert run.stat().st_mtime_ns == first

@@ -89,18 +89,19 @@ def test_edges_of_the_grid():
 def test_a_real_tiny_comparison_end_to_end(tmp_path, capsys):
     """compare with a two-point grid and two seeds: tuning, selection, seeds, report."""
     out = tmp_path / "cmp"
-    args = ["compare", "--suite", "quick", "--tasks", "mqar", "--mixers", "attention,global_conv",
-            "--seeds", "0,1", "--grid", "train.lr=1e-3,3e-3", "--steps", "6", "--out", str(out),
+    args = ["compare", "--suite", "quick", "--tasks", "mqar_32x4",
+            "--mixers", "attention,global_conv", "--seeds", "0,1", "--grid", "train.lr=1e-3,3e-3",
+            "--steps", "6", "--out", str(out),
             "-q", "model.d_model=16", "task.params.num_train=300", "task.params.num_test=60",
             "train.batch_size=16"]  # fmt: skip
     assert cli.main(args) == 0
     printed = capsys.readouterr().out
     assert "validation" in printed and "chosen" in printed
     for mixer in ("attention", "global_conv"):
-        record = json.loads((out / f"mqar/{mixer}-l2" / protocol.SELECTION).read_text())
+        record = json.loads((out / f"mqar_32x4/{mixer}-l2" / protocol.SELECTION).read_text())
         assert len(record["points"]) == 2 and len(record["final_runs"]) == 2
         assert all("test_accuracy" not in p["valid"] for p in record["points"])
-        chosen = out / f"mqar/{mixer}-l2" / record["final_runs"][1]
+        chosen = out / f"mqar_32x4/{mixer}-l2" / record["final_runs"][1]
         summary = json.loads((chosen / "summary.json").read_text())
         assert summary["splits"]["valid"] > 0 and summary["baseline"]["value"] == 0.25
     md = (report.build_report(out, tmp_path / "report", width=16) / "report.md").read_text()
@@ -109,10 +110,10 @@ def test_a_real_tiny_comparison_end_to_end(tmp_path, capsys):
 
 
 def test_an_override_of_a_tuned_key_fixes_it():
-    cells = suite.plan("quick", task_labels=["mqar"], mixer_names=["attention"],
+    cells = suite.plan("quick", task_labels=["text"], mixer_names=["attention"],
                        overrides=["train.lr=2e-3"])  # fmt: skip
     assert cells[0].grid == {} and cells[0].config({}, 0).train.lr == 2e-3
-    tuned = suite.plan("quick", task_labels=["mqar"], mixer_names=["attention"])
+    tuned = suite.plan("quick", task_labels=["text"], mixer_names=["attention"])
     assert tuned[0].grid == suite.SUITES["quick"].grid
 
 

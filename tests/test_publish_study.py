@@ -12,7 +12,7 @@ spec = importlib.util.spec_from_file_location("publish_study", ROOT / "scripts/p
 publish_study = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(publish_study)
 
-ARGS = ["compare", "--suite", "quick", "--tasks", "mqar", "--mixers", "attention,global_conv",
+ARGS = ["compare", "--suite", "quick", "--tasks", "mqar_32x4", "--mixers", "attention,global_conv",
         "--seeds", "0", "--grid", "train.lr=1e-3,3e-3", "--steps", "4", "-q", "model.d_model=16",
         "task.params.num_train=200", "task.params.num_test=40", "train.batch_size=16"]  # fmt: skip
 

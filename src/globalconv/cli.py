@@ -248,7 +248,7 @@ COMPARE_EXAMPLES = """examples:
 
 def cmd_compare(args: argparse.Namespace) -> int:
     from globalconv.analysis import suite
-    from globalconv.train import sweep
+    from globalconv.train import io, sweep
 
     if args.list:
         print(suite.describe())
@@ -295,17 +295,20 @@ def cmd_compare(args: argparse.Namespace) -> int:
             print(f"{out / cell.name}/<chosen>-s{{{','.join(map(str, cell.seeds))}}}")
         return 0
     summary = suite.run(cells, out, jobs=args.jobs, progress=not args.quiet, rerun=args.rerun)
-    done = [(r["settings"]["task"], r["summary"]) for r in summary["runs"] if "summary" in r]
+    done = [(r["settings"]["task"], r["summary"], out / r["name"]) for r in summary["runs"]
+            if "summary" in r]  # fmt: skip
     known = None
     if args.reference and Path(args.reference).is_dir():
-        from globalconv.analysis.report import reference_scores
+        from globalconv.analysis.report import cell_key, reference_scores
 
         known = reference_scores(Path(args.reference))
-    for label in dict.fromkeys(label for label, _ in done):
-        rows = [s for task, s in done if task == label]
-        studied = None if known is None else [known.get((label, s["mixer"], s["n_layers"]), "-")
-                                              for s in rows]  # fmt: skip
-        print(_table(rows, studied) + "\n")
+    for label in dict.fromkeys(label for label, _, _ in done):
+        rows = [(s, run_dir) for task, s, run_dir in done if task == label]
+        studied = None
+        if known is not None:
+            studied = [known.get(cell_key(label, io.read_json(d / "config.json")), "-")
+                       for _, d in rows]  # fmt: skip
+        print(_table([s for s, _ in rows], studied, label) + "\n")
     print(selection_table(summary["cells"]) + "\n")
     if any(len(g.get("runs", [])) > 1 for g in summary["groups"]):
         print(sweep.groups_table(summary["groups"]))
@@ -327,23 +330,30 @@ def selection_table(cells: list[dict[str, Any]]) -> str:
             value = (point.get("valid") or {}).get(key)
             label = sweep.run_name(point["settings"]) if point["settings"] else "-"
             scores.append(f"{label}: {'failed' if value is None else f'{value:.4f}'}")
-        chosen = "none" if cell["chosen"] is None else sweep.run_name(cell["chosen"]) or "-"
-        edge = f" (at the grid's edge in {', '.join(cell['at_edge'])}: widen it)"
-        rows.append(
-            [cell["cell"], key or "-", "; ".join(scores), chosen + edge * bool(cell["at_edge"])]
+        chosen = cell["chosen"]
+        chosen = "none" if chosen is None else sweep.run_name(chosen) if chosen else "-"
+        chosen += f" (at the grid's edge in {', '.join(cell['at_edge'])}: widen it)" * bool(
+            cell["at_edge"]
         )
+        if cell.get("fixed"):  # chosen elsewhere, not tuned here
+            fixed = f"{sweep.run_name(cell['fixed'])}, {cell.get('fixed_from') or 'fixed'}"
+            chosen = fixed if chosen == "-" else f"{chosen}; {fixed}"
+        rows.append([cell["cell"], key or "-", "; ".join(scores), chosen])
     return sweep.format_table(["cell", "selected by", "grid (validation)", "chosen"], rows)
 
 
-def _table(summaries: list[dict[str, Any]], studied: list[str] | None = None) -> str:
-    """One row per run; ``studied``: the reference study's result for each row's cell."""
+def _table(
+    summaries: list[dict[str, Any]], studied: list[str] | None = None, label: str | None = None
+) -> str:
+    """One row per run; ``studied``: the reference study's result for each row's cell;
+    ``label``: the task as the suite names it (else the task's name)."""
     metric = summaries[0]["metric"]
     key = "test_accuracy" if metric == "accuracy" else "test_bits_per_token"
     header = ["task", "mixer", "d_model", "layers", "params", "FLOPs/token", "train s", "tokens/s"]
     header.append(f"test {metric}")
     rows = [
         [
-            s["task"],
+            label or s["task"],
             s["mixer"],
             s.get("d_model", "-"),
             s.get("n_layers", "-"),

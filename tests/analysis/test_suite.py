@@ -1,3 +1,6 @@
+import json
+from pathlib import Path
+
 import pytest
 
 from globalconv import cli, mixers
@@ -9,15 +12,49 @@ def configs(cells):
     return [cell.config(point, cell.tune_seed) for cell in cells for point in cell.points()]
 
 
-def test_quick_suite_is_parameter_matched_trio_on_three_task_families():
+def test_quick_suite_is_the_trio_on_three_task_families():
     cells = suite.plan("quick")
     names = [cell.name for cell in cells]
-    assert len(names) == 9 and "mqar/gated_global_conv-l2" in names
+    assert len(names) == 9 and "mqar_32x4/gated_global_conv-l2" in names
     runs = configs(cells)
     assert {cfg.task.name for cfg in runs} == {"mnist1d", "mqar", "text"}
-    assert all(cfg.match.by == "params" for cfg in runs)
     assert all(cfg.task.valid_fraction > 0 and cfg.train.eval_every > 0 for cfg in runs)
-    assert {cfg.train.lr for cfg in runs} == set(suite.SUITES["quick"].grid["train.lr"])
+    text = [cfg for cfg in runs if cfg.task.name == "text"]  # no study: tuned here
+    assert {cfg.train.lr for cfg in text} == set(suite.SUITES["quick"].grid["train.lr"])
+    shared = [c for c in cells if not c.name.startswith("text/")]
+    assert all(c.grid == {} and c.fixed and c.fixed_from for c in shared)
+
+
+ROOT = Path(__file__).resolve().parents[2]
+STUDY_OF = {"mnist1d": ("mnist1d", ""), "mqar_32x4": ("recall", "-d64")}  # quick label -> study
+
+
+@pytest.mark.parametrize("label", list(suite.QUICK_CHOICES))
+def test_quick_cells_are_the_studies_cells_at_their_chosen_rates(label):
+    """The quick suite's shared cells train exactly the study's run at its first seed: the same
+    request, and the values the committed selection.json chose."""
+    study, width = STUDY_OF[label]
+    for cell in suite.plan("quick", task_labels=[label]):
+        mixer = cell.labels["model.mixer"]
+        theirs = suite.plan(study, task_labels=[label], mixer_names=[mixer])
+        theirs = next(c for c in theirs if c.name == f"{cell.name}{width}")
+        record = ROOT / "results" / study / theirs.name / "selection.json"
+        if not record.is_file():
+            pytest.skip(f"{record} is not committed yet")
+        chosen = json.loads(record.read_text())["chosen"]
+        assert cell.fixed == chosen, f"QUICK_CHOICES[{label!r}][{mixer!r}] is not {chosen}"
+        assert cell.config({}, 0) == theirs.config(chosen, theirs.tune_seed)
+
+
+def test_a_fixed_choice_gives_way_to_an_override_or_an_explicit_grid():
+    [cell] = suite.plan("quick", task_labels=["mqar_32x4"], mixer_names=["attention"])
+    assert cell.grid == {} and cell.config({}, 0).train.lr == 3e-3
+    [cell] = suite.plan("quick", task_labels=["mqar_32x4"], mixer_names=["attention"],
+                        overrides=["train.lr=2e-3"])  # fmt: skip
+    assert cell.fixed == {} and cell.config({}, 0).train.lr == 2e-3
+    [cell] = suite.plan("quick", task_labels=["mqar_32x4"], mixer_names=["attention"],
+                        grid={"train.lr": [1e-3, 1e-2]})  # fmt: skip
+    assert cell.fixed == {} and cell.grid == {"train.lr": [1e-3, 1e-2]}
 
 
 def test_full_suite_covers_every_mixer_where_it_can_run():
@@ -66,5 +103,6 @@ def test_cli_list_and_dry_run(capsys, tmp_path):
     assert cli.main(["compare", "--list"]) == 0
     assert "depth" in capsys.readouterr().out
     assert cli.main(["compare", "--dry-run", "--out", str(tmp_path)]) == 0
-    assert len(capsys.readouterr().out.splitlines()) == 9 * 3  # 2 grid points + the seeds line
+    # text: 2 grid points + the seeds line; the 6 cells the studies chose for: 1 + 1
+    assert len(capsys.readouterr().out.splitlines()) == 3 * 3 + 6 * 2
     assert cli.main(["compare", "--suite", "nope"]) == 2

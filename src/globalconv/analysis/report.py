@@ -91,6 +91,10 @@ class Run:
         return int(self.config.get("model", {}).get("n_layers", 0))
 
     @property
+    def key(self) -> tuple:
+        return cell_key(self.label, self.config)
+
+    @property
     def metric(self) -> str:
         return self.summary.get("metric", "accuracy")
 
@@ -295,25 +299,34 @@ def budget_text(runs: list[Run]) -> str:
     return "Budgets (per run): " + "; ".join(parts) + "."
 
 
-def reference_scores(root: Path) -> dict[tuple[str, str, int], str]:
-    """(task label, mixer, layers) -> the cell's test result in the studies under ``root``."""
+def cell_key(label: str, config: dict[str, Any]) -> tuple:
+    """What makes runs of two comparisons the same cell: the task as labelled and configured,
+    the mixer, its depth, the reference width and the budget; not the seed or a tuned value."""
+    model, train, match = (config.get(k, {}) for k in ("model", "train", "match"))
+    task = config.get("task", {})
+    setting = {
+        "task": [task.get("name"), task.get("params"), task.get("valid_fraction")],
+        "budget": [train.get("steps"), train.get("batch_size"), train.get("warmup_steps")],
+        "match": match.get("by"),
+    }
+    width = int(match.get("reference_d_model") or model.get("d_model", 0))
+    fingerprint = json.dumps(setting, sort_keys=True, default=str)
+    return (label, model.get("mixer"), int(model.get("n_layers", 0)), width, fingerprint)
+
+
+def reference_scores(root: Path) -> dict[tuple, str]:
+    """``cell_key`` -> the cell's test result in the studies under ``root``."""
     if not Path(root).is_dir():
         return {}
     found = {}
-    for (label, mixer, layers), group in _by(
-        [r for r in collect_runs(root) if r.role == "result"], "label", "mixer", "layers"
-    ).items():
+    for (key,), group in _by([r for r in collect_runs(root) if r.role == "result"], "key").items():
         mean, std = mean_std([r.score for r in group])
         study = group[0].path.relative_to(root).parts[0]
-        found[(label, mixer, layers)] = (
-            f"{_fmt(mean, std, len(group), group[0].higher_is_better)} [{study}]"
-        )
+        found[key] = f"{_fmt(mean, std, len(group), group[0].higher_is_better)} [{study}]"
     return found
 
 
-def results_table(
-    runs: list[Run], reference: dict[tuple[str, str, int], str] | None = None
-) -> Table:
+def results_table(runs: list[Run], reference: dict[tuple, str] | None = None) -> Table:
     rows = []
     for (label, mixer, layers, width), group in _by(
         runs, "label", "mixer", "layers", "width"
@@ -338,7 +351,7 @@ def results_table(
                 _improving_note(group),
                 f"{statistics.fmean(r.summary.get('train_seconds', 0.0) for r in group):.1f}",
             ]
-            + ([reference.get((label, mixer, layers), "-")] if reference is not None else [])
+            + ([reference.get(first.key, "-")] if reference is not None else [])
         )
     header = ["task", "mixer", "layers", "width", "metric", "test (mean ± std)", "floor", "lr",
               "params", "FLOPs/token", "convergence", "train s"]  # fmt: skip
@@ -359,6 +372,9 @@ def tuning_table(records: list[dict[str, Any]]) -> Table:
         chosen = _settings(record["chosen"]) if record["chosen"] is not None else "none"
         if record.get("at_edge"):
             chosen += f" (at the grid's edge in {', '.join(record['at_edge'])}: widen it)"
+        if record.get("fixed"):  # chosen elsewhere, not tuned here
+            fixed = f"{_settings(record['fixed'])}, {record.get('fixed_from') or 'fixed'}"
+            chosen = fixed if chosen == "-" else f"{chosen}; {fixed}"
         rows.append([record["cell"], key or "-", "; ".join(scored), chosen])
     return Table(["cell", "selected by", "validation score per grid point", "chosen"], rows)
 

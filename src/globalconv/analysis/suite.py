@@ -9,7 +9,9 @@ partial ones resumed, so a suite can be stopped and rerun at will. ``globalconv 
 then writes the answer.
 
 - ``quick`` (what ``make run`` runs): attention, global_conv and gated_global_conv on MNIST-1D,
-  MQAR and byte-level language modelling; parameter-matched; one seed; minutes on a 2-core CPU.
+  MQAR and byte-level language modelling, one seed, minutes on a 2-core CPU. Its MNIST-1D and
+  MQAR cells are cells of the reference studies, trained at the learning rates those studies
+  chose (``QUICK_CHOICES``), so their numbers are the studies' first seed.
 - ``mnist1d``, ``recall``, ``depth``, ``lm``, ``longrange``: the reference studies, whose
   committed results (``results/<suite>``) the README's answer is taken from.
 - ``full``: every registered mixer on every task family, three seeds.
@@ -18,6 +20,7 @@ then writes the answer.
 from __future__ import annotations
 
 import copy
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,6 +51,10 @@ class Suite:
     common: list[str] = field(default_factory=list)
     grid: dict[str, list[Any]] = field(default_factory=lambda: dict(LR_GRID))
     mixer_grid: dict[str, dict[str, list[Any]]] = field(default_factory=dict)
+    # values a reference study's tuning chose, used as they are instead of tuned again:
+    # task label -> mixer -> {key: value}; ``fixed_from``: task label -> that study, for the records
+    fixed: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+    fixed_from: dict[str, str] = field(default_factory=dict)
 
 
 SMALL_TRAIN = ["train.warmup_steps=100", "train.threads=1"]
@@ -79,34 +86,51 @@ def _mqar(L: int, pairs: int, steps: int) -> list[str]:
     ]
 
 
+MNIST1D_TASKS = {
+    "mnist1d": ["task.name=mnist1d", "train.steps=3000"],
+    "mnist1d_shuffled": ["task.name=mnist1d", "task.params.shuffled=true", "train.steps=3000"],
+}
+# What the reference studies' tuning chose for the cells the quick suite shares with them (each
+# cell's selection.json under results/; tests/analysis/test_suite.py checks they agree), so
+# `make run` trains those cells as the studies did, at their first seed.
+QUICK_CHOICES = {
+    "mnist1d": {
+        "attention": {"train.lr": 3e-3, "model.positions": "sinusoidal"},
+        "global_conv": {"train.lr": 1e-2},
+        "gated_global_conv": {"train.lr": 1e-2},
+    },
+    "mqar_32x4": {m: {"train.lr": 3e-3} for m in TRIO},  # the recall study's width-64 cells
+}
+
 SUITES: dict[str, Suite] = {
     "quick": Suite(
-        "attention vs global_conv vs gated_global_conv on real data, recall and LM (minutes)",
+        "attention vs global_conv vs gated_global_conv on MNIST-1D, MQAR and byte-level LM, at "
+        "the reference studies' settings and chosen learning rates, one seed (minutes)",
         tasks={
-            "mnist1d": ["task.name=mnist1d", "train.steps=800"],
-            "mqar": ["task.name=mqar", "train.steps=800"],
+            "mnist1d": [*MNIST1D_TASKS["mnist1d"], "match.by=flops"],
+            "mqar_32x4": [*_mqar(32, 4, 2000), "model.d_model=64", "match.by=params"],
             "text": [
                 "task.name=text",
                 "task.params.seq_len=128",
                 "task.params.max_bytes=2000000",
                 "train.steps=400",
+                "train.warmup_steps=50",
+                "match.by=params",
             ],
         },
         mixers=TRIO,
-        common=[*SMALL_TRAIN, "train.warmup_steps=50", "match.by=params"],
-        grid={"train.lr": [1e-3, 3e-3]},
+        common=SMALL_TRAIN,
+        grid={"train.lr": [1e-3, 3e-3]},  # tuned where no study has chosen (text)
+        fixed=QUICK_CHOICES,
+        fixed_from={
+            "mnist1d": "chosen by the mnist1d study (results/mnist1d)",
+            "mqar_32x4": "chosen by the recall study (results/recall, width 64)",
+        },
     ),
     # -- the reference studies (results/<name>): see the README's "The answer"
     "mnist1d": Suite(
         "real data: MNIST-1D and its shuffled variant, seven mixers, FLOP-matched, 3 seeds",
-        tasks={
-            "mnist1d": ["task.name=mnist1d", "train.steps=3000"],
-            "mnist1d_shuffled": [
-                "task.name=mnist1d",
-                "task.params.shuffled=true",
-                "train.steps=3000",
-            ],
-        },
+        tasks=MNIST1D_TASKS,
         mixers=MNIST1D_MIXERS,
         seeds=[0, 1, 2],
         common=[*SMALL_TRAIN, "match.by=flops"],
@@ -225,9 +249,14 @@ def plan(
             own = suite.mixer_grid.get(mixer, {}) if grid is None else {}
             cell_grid = {**axes, **own}
             cell_grid = {k: v for k, v in cell_grid.items() if k not in fixed}
+            # a study's choice stands unless this command tunes or sets that key itself
+            chosen = {k: v for k, v in suite.fixed.get(label, {}).get(mixer, {}).items()
+                      if k not in fixed and (grid is None or k not in grid)}  # fmt: skip
+            cell_grid = {k: v for k, v in cell_grid.items() if k not in chosen}
             for depth in depths or suite.depths or [None]:
                 for width in widths or suite.widths or [None]:
                     extra = [f"model.mixer={mixer}"]
+                    extra += [f"{k}={json.dumps(v)}" for k, v in chosen.items()]
                     if depth is not None:
                         extra.append(f"model.n_layers={depth}")
                     if width is not None:  # the reference's width: matching sizes the mixer
@@ -259,6 +288,8 @@ def plan(
                             seeds=run_seeds,
                             tune_seed=run_seeds[0],
                             labels=labels_,
+                            fixed=chosen,
+                            fixed_from=suite.fixed_from.get(label, "") if chosen else "",
                         )
                     )
     if not cells:

@@ -52,6 +52,9 @@ class Cell:
     seeds: tuple[int, ...] = (0,)
     tune_seed: int = 0
     labels: dict[str, Any] = field(default_factory=dict)  # task label, mixer, layers
+    # settings in ``base`` chosen by another study's tuning, not tuned here, and where from
+    fixed: dict[str, Any] = field(default_factory=dict)
+    fixed_from: str = ""
 
     def points(self) -> list[dict[str, Any]]:
         keys = list(self.grid)
@@ -290,6 +293,7 @@ def _select_cell(cell: Cell, jobs: list[_Job], results: dict[str, dict[str, Any]
         "tune_seed": cell.tune_seed,
         "seeds": list(cell.seeds),
         "points": points,
+        **({"fixed": cell.fixed, "fixed_from": cell.fixed_from} if cell.fixed else {}),
         "chosen": None if chosen is None else chosen["settings"],
         "at_edge": [] if chosen is None else at_edge(cell.grid, chosen["settings"]),
         "final_runs": []
