@@ -8,8 +8,11 @@ an interrupted training run (Ctrl-C) saves its checkpoint and exits with 130.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -388,10 +391,31 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+@contextlib.contextmanager
+def _interrupt_after_imports():
+    """Hold a Ctrl-C that comes while the libraries load until they have: an interrupt inside
+    an import is swallowed by some libraries' own import code (numpy, then, is half loaded and
+    fails with a RecursionError, not a KeyboardInterrupt) or marks the interpreter to die by
+    SIGINT at exit whatever the exit code."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    pending: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: pending.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if pending:
+        raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     command = "globalconv"
     try:  # Ctrl-C while torch and the commands load is an interrupt too, not a traceback
-        args = parse_args(argv)
+        with _interrupt_after_imports():
+            args = parse_args(argv)
+            import torch  # noqa: F401  (every command uses it: loaded here, under the guard)
         command = f"globalconv {args.command}"
         return args.func(args)
     except (configuration.ConfigError, ValueError, FileNotFoundError) as err:
