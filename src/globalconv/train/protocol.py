@@ -25,7 +25,6 @@ from __future__ import annotations
 import copy
 import json
 import math
-import os
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,7 +32,7 @@ from typing import Any
 
 from globalconv import config as configuration
 from globalconv.config import ConfigError, RunConfig
-from globalconv.train import io, sweep
+from globalconv.train import executors, io, sweep
 
 SELECTION = "selection.json"
 
@@ -143,53 +142,6 @@ class _Job:
         return self.cell.run_name(self.point, self.seed)
 
 
-class _Inline:
-    """Runs a job at submission, in this process (jobs=1: progress bars, no start-up cost)."""
-
-    def __init__(self, progress: bool) -> None:
-        self.progress = progress
-
-    def submit(self, cfg: RunConfig, run_dir: Path, state: str) -> Future:
-        from globalconv.train.loop import train
-
-        future: Future = Future()
-        resume, overwrite = state == "resume", state == "rerun"
-        try:
-            future.set_result(
-                train(cfg, run_dir, progress=self.progress, resume=resume, overwrite=overwrite)
-            )
-        except Exception as err:  # noqa: BLE001  (reported as the run's failure)
-            future.set_exception(err)
-        return future
-
-    def __enter__(self) -> _Inline:
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        pass
-
-
-class _Pool:
-    def __init__(self, jobs: int) -> None:
-        self.jobs = jobs
-        self.threads = max(1, (os.cpu_count() or 1) // jobs)  # the cores shared, not oversubscribed
-        self.workers = sweep.worker_pool(jobs)  # stopped with this process, never orphaned
-
-    def submit(self, cfg: RunConfig, run_dir: Path, state: str) -> Future:
-        dumped = cfg.model_dump(mode="json")
-        resume, overwrite = state == "resume", state == "rerun"
-        return self.pool.submit(
-            sweep._train_one, dumped, str(run_dir), resume, self.threads, overwrite
-        )
-
-    def __enter__(self) -> _Pool:
-        self.pool = self.workers.__enter__()
-        return self
-
-    def __exit__(self, *exc: Any) -> bool | None:
-        return self.workers.__exit__(*exc)
-
-
 def run(
     cells: list[Cell],
     out: str | Path,
@@ -217,7 +169,7 @@ def run(
     queue: list[_Job] = [job for cell in cells for job in tuning[cell.name]]
     sweep.check_reuse([(out / j.name, j.cell.config(j.point, j.seed)) for j in queue], rerun=rerun)
     running: dict[Future, _Job] = {}
-    slots = jobs
+    executor = executors.make(jobs=jobs, progress=progress)
 
     def finished(job: _Job, result: dict[str, Any]) -> None:
         results[job.name] = result
@@ -232,10 +184,9 @@ def run(
             first_tuning = next((i for i, j in enumerate(queue) if _is_tuning(j)), len(queue))
             queue[first_tuning:first_tuning] = [j for j in seeds if j.name not in results]
 
-    executor = _Inline(progress) if jobs == 1 else _Pool(jobs)
     with executor:
         while queue or running:
-            while queue and len(running) < slots:
+            while queue and len(running) < executor.slots:
                 job = queue.pop(0)
                 if job.name in results:
                     continue
@@ -261,7 +212,7 @@ def run(
                 result = sweep._guard(future.result)
                 if result["status"] == "failed":
                     echo(f"[failed] {job.name}: {result['error']}")
-                elif jobs > 1:
+                elif not isinstance(executor, executors.Inline):  # inline runs show a bar
                     echo(f"[done] {job.name}")
                 finished(job, result)
     return _summary(cells, records, results, out)

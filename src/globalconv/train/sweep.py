@@ -25,15 +25,6 @@ import copy
 import itertools
 import json
 import math
-import os
-import signal
-import sys
-import threading
-import time
-from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor
-from contextlib import contextmanager
-from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +33,7 @@ from pydantic import Field, ValidationError
 from globalconv import config as configuration
 from globalconv.arguments import positive_int
 from globalconv.config import ConfigError, RunConfig, Strict
-from globalconv.train import checkpoint, io
+from globalconv.train import checkpoint, executors, io
 
 SUMMARY = "sweep_summary.json"
 SEED_KEY = "train.seed"
@@ -186,78 +177,6 @@ def check_reuse(plans: list[tuple[Path, RunConfig]], *, rerun: bool) -> dict[Pat
     return states
 
 
-def _train_one(
-    cfg_json: dict[str, Any],
-    run_dir: str,
-    resume: bool,
-    threads: int | None,
-    overwrite: bool = False,
-):
-    import torch
-
-    from globalconv.train.loop import train
-
-    if threads is not None:
-        torch.set_num_threads(threads)
-    cfg = RunConfig.model_validate(cfg_json)
-    return train(cfg, run_dir, progress=False, resume=resume, overwrite=overwrite)
-
-
-@contextmanager
-def worker_pool(jobs: int) -> Iterator[ProcessPoolExecutor]:
-    """``jobs`` spawned worker processes that never outlive this one. Here SIGTERM interrupts
-    like Ctrl-C; on an interrupt or error the workers still running get SIGTERM (each saves its
-    checkpoint, so its run resumes later) and, past a grace period, SIGKILL. A worker also gets
-    SIGTERM if this process dies without a word (SIGKILL; Linux)."""
-    pool = ProcessPoolExecutor(
-        max_workers=jobs,
-        mp_context=get_context("spawn"),
-        initializer=_die_with_parent,
-        initargs=(os.getpid(),),
-    )
-    main = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGTERM, _interrupt) if main else None
-    try:
-        yield pool
-        pool.shutdown(wait=True)
-    except BaseException:
-        _stop_workers(pool)
-        raise
-    finally:
-        if main:
-            signal.signal(signal.SIGTERM, previous)
-
-
-def _interrupt(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt(f"stopped by {signal.Signals(signum).name}")
-
-
-def _stop_workers(pool: ProcessPoolExecutor, grace: float = 60.0) -> None:
-    workers = list((pool._processes or {}).values())  # noqa: SLF001  (no public handle)
-    for worker in workers:
-        if worker.is_alive():
-            worker.terminate()  # SIGTERM: the run saves its checkpoint and stops
-    pool.shutdown(wait=False, cancel_futures=True)
-    deadline = time.monotonic() + grace
-    for worker in workers:
-        worker.join(timeout=max(0.0, deadline - time.monotonic()))
-        if worker.is_alive():
-            worker.kill()
-
-
-def _die_with_parent(parent: int) -> None:
-    """Worker start-up: SIGTERM to this worker when the parent dies (Linux prctl)."""
-    if sys.platform.startswith("linux"):
-        try:
-            import ctypes
-
-            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-        except OSError:
-            pass
-    if os.getppid() != parent:  # the parent died before the line above took effect
-        os.kill(os.getpid(), signal.SIGTERM)
-
-
 def run_sweep(
     runs: list[tuple[str, dict[str, Any], RunConfig]],
     out: str | Path,
@@ -270,8 +189,6 @@ def run_sweep(
     """Run (or skip, or resume) every planned run; write and return the sweep summary. A run
     already in ``out`` made with another config is refused (``reuse``), or with ``rerun``
     trained again."""
-    from globalconv.train.loop import train
-
     out = Path(out)
     results: dict[str, dict[str, Any]] = {}
     todo = []
@@ -283,30 +200,16 @@ def run_sweep(
             results[name] = {"status": "skipped", "summary": _summary(out / name)}
         else:
             todo.append((name, cfg, state))
-    if jobs == 1:
+    with executors.make(jobs=jobs, progress=progress) as executor:
+        inline = isinstance(executor, executors.Inline)  # it trains at submission
+        futures = {}
         for name, cfg, state in todo:
-            echo(f"[{state if state != 'new' else 'run'}] {name}")
-            results[name] = _guard(
-                lambda cfg=cfg, n=name, s=state: train(
-                    cfg, out / n, progress=progress, resume=s == "resume", overwrite=s == "rerun"
-                )
-            )
-    else:
-        threads = max(1, (os.cpu_count() or 1) // jobs)  # the cores shared, not oversubscribed
-        with worker_pool(jobs) as pool:
-            futures = {
-                name: pool.submit(
-                    _train_one,
-                    cfg.model_dump(mode="json"),
-                    str(out / name),
-                    state == "resume",
-                    threads,
-                    state == "rerun",
-                )
-                for name, cfg, state in todo
-            }
-            for name, future in futures.items():
-                results[name] = _guard(future.result)
+            if inline:
+                echo(f"[{state if state != 'new' else 'run'}] {name}")
+            futures[name] = executor.submit(cfg, out / name, state)
+        for name, future in futures.items():
+            results[name] = _guard(future.result)
+            if not inline:
                 echo(f"[{results[name]['status']}] {name}")
     entries = []
     for name, settings, _ in runs:
