@@ -5,11 +5,17 @@ An executor is a context manager with ``submit(cfg, run_dir, state) -> Future`` 
 ``slots``, the runs worth keeping in flight at once. ``make`` picks one:
 
 - ``Inline`` (``jobs=1``): each run trains at submission, in this process, with progress bars;
-- ``Pool`` (``jobs > 1``): spawned worker processes, each run on cpu_count/jobs torch threads.
+- ``Pool`` (``jobs > 1``): spawned worker processes, each run on cpu_count/jobs torch threads;
+- ``RayCluster`` (``executor="ray"``, ``pip install 'globalconv[ray]'``): one Ray task per run, on
+  an existing cluster or a local Ray instance.
+
+Every executor writes the same run directories, so a comparison stopped under one can be resumed
+under another.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import signal
 import sys
@@ -22,7 +28,9 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
-from globalconv.config import RunConfig
+from globalconv.config import ConfigError, RunConfig
+
+EXECUTORS = ("local", "ray")
 
 
 class Inline:
@@ -74,9 +82,145 @@ class Pool:
         return self.workers.__exit__(*exc)
 
 
-def make(*, jobs: int, progress: bool) -> Inline | Pool:
-    """The executor for ``jobs`` runs in parallel."""
+class RayCluster:
+    """One Ray task per run: on the cluster at ``address`` (or ``RAY_ADDRESS``), else on a local
+    Ray instance started here and stopped at the end; a Ray session the caller already opened is
+    used and left open. A task asks for ``train.threads`` CPUs (1 when unset, and it trains on
+    that many torch threads) and, for a CUDA device, one GPU. On a cluster every node needs
+    globalconv installed and the run directories at the same path on a shared filesystem.
+
+    SIGTERM here interrupts like Ctrl-C; on an interrupt or error the tasks still running are
+    cancelled (each saves its checkpoint, so its run resumes later) and, past a grace period,
+    killed. A task is never retried by Ray: a failed run is reported, and a rerun resumes it.
+    """
+
+    def __init__(self, address: str | None = None) -> None:
+        try:
+            import ray
+        except ImportError:
+            raise ConfigError("Ray is not installed: pip install 'globalconv[ray]'") from None
+        self.ray = ray
+        self.address = address or os.environ.get("RAY_ADDRESS") or None
+        self.opened = False
+        self.refs: list[Any] = []
+
+    def __enter__(self) -> RayCluster:
+        ray = self.ray
+        if not ray.is_initialized():
+            # no worker output here: a run's failure comes back as its exception
+            if self.address:
+                ray.init(address=self.address, log_to_driver=False)
+            else:
+                ray.init(include_dashboard=False, log_to_driver=False)
+            self.opened = True
+        resources = ray.cluster_resources()
+        self.slots = max(1, int(resources.get("CPU", 1)))
+        self.gpus = int(resources.get("GPU", 0))
+        self.task = ray.remote(max_retries=0)(train_one)
+        self.main = threading.current_thread() is threading.main_thread()
+        self.previous = signal.signal(signal.SIGTERM, _interrupt) if self.main else None
+        return self
+
+    def submit(self, cfg: RunConfig, run_dir: Path, state: str) -> Future:
+        threads = cfg.train.threads or 1
+        device = cfg.train.device
+        gpus = 1 if device.startswith("cuda") else 0
+        if gpus and not self.gpus:
+            raise ConfigError(f"train.device={device} but the Ray cluster has no GPU")
+        if device.startswith("cuda:") and device != "cuda:0":
+            raise ConfigError(f"train.device={device}: a Ray task sees its one GPU; use cuda")
+        ref = self.task.options(num_cpus=threads, num_gpus=gpus).remote(
+            cfg.model_dump(mode="json"),
+            str(Path(run_dir).resolve()),  # the same path on every node, not this cwd's
+            state == "resume",
+            threads,
+            state == "rerun",
+        )
+        self.refs.append(ref)
+        future: Future = Future()
+        ref.future().add_done_callback(lambda done: self._settle(future, done))
+        return future
+
+    def _settle(self, future: Future, done: Future) -> None:
+        try:
+            future.set_result(done.result())
+        except self.ray.exceptions.RayTaskError as err:
+            # the run's own exception, reported as the pool reports it
+            cause = err.cause
+            future.set_exception(cause if isinstance(cause, Exception) else err)
+        except BaseException as err:  # noqa: BLE001  (a lost worker or node: the run failed)
+            future.set_exception(err)
+
+    def __exit__(self, kind: Any, *exc: Any) -> None:
+        try:
+            if kind is not None:
+                self._cancel()
+        finally:
+            if self.main:
+                signal.signal(signal.SIGTERM, self.previous)
+            if self.opened:
+                self.ray.shutdown()  # a local instance stops; a cluster is only disconnected
+
+    def _cancel(self, grace: float = 60.0) -> None:
+        ray = self.ray
+        if not self.refs:
+            return
+        _, pending = ray.wait(self.refs, num_returns=len(self.refs), timeout=0)
+        for ref in pending:
+            ray.cancel(ref)  # a running task is interrupted: it saves its checkpoint and stops
+        if pending:
+            _, late = ray.wait(pending, num_returns=len(pending), timeout=grace)
+            for ref in late:
+                ray.cancel(ref, force=True)
+
+
+def make(
+    executor: str = "local",
+    *,
+    jobs: int = 1,
+    progress: bool = True,
+    ray_address: str | None = None,
+) -> Inline | Pool | RayCluster:
+    """The executor of that name: "local" (``jobs`` runs in parallel) or "ray" (as many as the
+    cluster's CPUs hold; ``jobs`` is not used)."""
+    if executor == "ray":
+        return RayCluster(ray_address)
+    if executor != "local":
+        raise ConfigError(f"unknown executor {executor!r}; available: {', '.join(EXECUTORS)}")
     return Inline(progress) if jobs == 1 else Pool(jobs)
+
+
+def add_options(p: argparse.ArgumentParser) -> None:
+    """--executor and --ray-address, for the commands that run many trainings."""
+    p.add_argument(
+        "--executor",
+        choices=EXECUTORS,
+        default="local",
+        help="local (default): this machine's cores, --jobs at a time; ray: one Ray task per run "
+        "(train.threads CPUs each, one GPU for train.device=cuda), as many at a time as the "
+        "cluster's CPUs hold, the same run directories (pip install 'globalconv[ray]')",
+    )
+    p.add_argument(
+        "--ray-address",
+        metavar="ADDRESS",
+        help="the Ray cluster to run on (default: RAY_ADDRESS, else a local Ray instance "
+        "started for the command); the run directories must be at the same path on every node",
+    )
+
+
+def options(args: argparse.Namespace, jobs: int | None) -> dict[str, Any]:
+    """``executor``, ``jobs`` and ``ray_address`` for ``protocol.run`` or ``sweep.run_sweep``,
+    from --executor, --ray-address and the jobs asked for (None: the executor's default)."""
+    if args.executor == "ray":
+        if jobs is not None:
+            raise ConfigError(
+                "--jobs is for the local executor; on Ray the cluster's CPUs decide how many "
+                "runs train at once (train.threads each)"
+            )
+        return {"executor": "ray", "jobs": 1, "ray_address": args.ray_address}
+    if args.ray_address:
+        raise ConfigError("--ray-address needs --executor ray")
+    return {"executor": "local", "jobs": jobs or os.cpu_count() or 1, "ray_address": None}
 
 
 def train_one(
@@ -152,4 +296,14 @@ def _die_with_parent(parent: int) -> None:
         os.kill(os.getpid(), signal.SIGTERM)
 
 
-__all__ = ["Inline", "Pool", "make", "train_one", "worker_pool"]
+__all__ = [
+    "EXECUTORS",
+    "Inline",
+    "Pool",
+    "RayCluster",
+    "add_options",
+    "make",
+    "options",
+    "train_one",
+    "worker_pool",
+]

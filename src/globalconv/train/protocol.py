@@ -16,8 +16,9 @@ and the axes where the choice lies at the grid's edge (a sign the grid should be
 
 Runs go to ``OUT/<task>/<mixer>-l<layers>/<point>-s<seed>``. Finished runs are read back, not
 retrained, and partial ones resume, so a comparison can be stopped and rerun at will. With
-``jobs > 1`` runs train in worker processes; a cell's seed runs are started before later cells'
-tuning runs, so cells finish one after another and their results can be kept as they come.
+``jobs > 1`` runs train in worker processes, with ``executor="ray"`` as Ray tasks
+(``train.executors``); a cell's seed runs are started before later cells' tuning runs, so cells
+finish one after another and their results can be kept as they come.
 """
 
 from __future__ import annotations
@@ -150,8 +151,13 @@ def run(
     progress: bool = True,
     echo=print,
     rerun: bool = False,
+    executor: str = "local",
+    ray_address: str | None = None,
 ) -> dict[str, Any]:
     """Tune, select and train every seed of every cell.
+
+    executor: "local" (``jobs`` runs at once: in this process, or in worker processes) or
+    "ray" (one Ray task per run, at ``ray_address``, ``RAY_ADDRESS`` or on a local instance).
 
     A run already in ``out`` is read back only if it was made with the config requested now;
     otherwise it is an error naming what differs (before anything trains, for the tuning runs),
@@ -169,7 +175,7 @@ def run(
     queue: list[_Job] = [job for cell in cells for job in tuning[cell.name]]
     sweep.check_reuse([(out / j.name, j.cell.config(j.point, j.seed)) for j in queue], rerun=rerun)
     running: dict[Future, _Job] = {}
-    executor = executors.make(jobs=jobs, progress=progress)
+    runner = executors.make(executor, jobs=jobs, progress=progress, ray_address=ray_address)
 
     def finished(job: _Job, result: dict[str, Any]) -> None:
         results[job.name] = result
@@ -184,9 +190,9 @@ def run(
             first_tuning = next((i for i, j in enumerate(queue) if _is_tuning(j)), len(queue))
             queue[first_tuning:first_tuning] = [j for j in seeds if j.name not in results]
 
-    with executor:
+    with runner:
         while queue or running:
-            while queue and len(running) < executor.slots:
+            while queue and len(running) < runner.slots:
                 job = queue.pop(0)
                 if job.name in results:
                     continue
@@ -203,7 +209,7 @@ def run(
                     finished(job, {"status": "skipped", "summary": sweep._summary(run_dir)})
                     continue
                 echo(f"[{state if state != 'new' else 'run'}] {job.name}")
-                running[executor.submit(cfg, run_dir, state)] = job
+                running[runner.submit(cfg, run_dir, state)] = job
             if not running:
                 continue
             done, _ = wait(list(running), return_when=FIRST_COMPLETED)
@@ -212,7 +218,7 @@ def run(
                 result = sweep._guard(future.result)
                 if result["status"] == "failed":
                     echo(f"[failed] {job.name}: {result['error']}")
-                elif not isinstance(executor, executors.Inline):  # inline runs show a bar
+                elif not isinstance(runner, executors.Inline):  # inline runs show a bar
                     echo(f"[done] {job.name}")
                 finished(job, result)
     return _summary(cells, records, results, out)

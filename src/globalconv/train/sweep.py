@@ -9,7 +9,7 @@ A sweep file (YAML or JSON)::
     runs:                          # optional explicit runs, each crossed with the grid
       - {train.lr: 1.0e-3}
       - {train.lr: 3.0e-3, train.warmup_steps: 50}
-    jobs: 1                        # processes in parallel
+    jobs: 1                        # processes in parallel (the local executor)
     out: runs/my-sweep
 
 Each run gets a directory named after its settings (``mixer=attention,seed=0``). Running the
@@ -185,10 +185,12 @@ def run_sweep(
     progress: bool = True,
     echo=print,
     rerun: bool = False,
+    executor: str = "local",
+    ray_address: str | None = None,
 ) -> dict[str, Any]:
     """Run (or skip, or resume) every planned run; write and return the sweep summary. A run
     already in ``out`` made with another config is refused (``reuse``), or with ``rerun``
-    trained again."""
+    trained again. ``executor``: "local" (``jobs`` at a time) or "ray" (``executors.make``)."""
     out = Path(out)
     results: dict[str, dict[str, Any]] = {}
     todo = []
@@ -200,13 +202,14 @@ def run_sweep(
             results[name] = {"status": "skipped", "summary": _summary(out / name)}
         else:
             todo.append((name, cfg, state))
-    with executors.make(jobs=jobs, progress=progress) as executor:
-        inline = isinstance(executor, executors.Inline)  # it trains at submission
+    runner = executors.make(executor, jobs=jobs, progress=progress, ray_address=ray_address)
+    with runner:
+        inline = isinstance(runner, executors.Inline)  # it trains at submission
         futures = {}
         for name, cfg, state in todo:
             if inline:
                 echo(f"[{state if state != 'new' else 'run'}] {name}")
-            futures[name] = executor.submit(cfg, out / name, state)
+            futures[name] = runner.submit(cfg, out / name, state)
         for name, future in futures.items():
             results[name] = _guard(future.result)
             if not inline:
@@ -321,6 +324,7 @@ EXAMPLES = """examples:
   globalconv sweep -c configs/mnist1d.yaml --grid model.mixer=attention,global_conv \\
       --grid train.lr=1e-3,3e-3 --seeds 0,1,2 --out runs/lr-sweep
   globalconv sweep -s configs/sweep_mnist1d.yaml --dry-run      # list runs and their status
+  globalconv sweep -s configs/sweep_mnist1d.yaml --executor ray  # on RAY_ADDRESS or a local Ray
 
 A sweep is resumable: run the same command again and finished runs (summary.json) are skipped,
 interrupted ones resume from their checkpoint. Results: OUT/sweep_summary.json and the table
@@ -348,8 +352,11 @@ def add_cli(subparsers) -> None:
     )
     p.add_argument("--seeds", help="comma-separated seeds, a grid axis on train.seed")
     p.add_argument(
-        "--jobs", type=positive_int, help="processes in parallel (default: the file's, or 1)"
+        "--jobs",
+        type=positive_int,
+        help="processes in parallel, local executor (default: the file's, or 1)",
     )
+    executors.add_options(p)
     p.add_argument("--out", help="sweep directory (default: the file's out, or runs/sweep)")
     p.add_argument("--dry-run", action="store_true", help="list the runs and their status only")
     p.add_argument(
@@ -378,16 +385,16 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if args.seeds:
         grid[SEED_KEY] = parse_values(args.seeds)
     sweep = sweep.model_copy(update={"grid": grid})
-    jobs = args.jobs or sweep.jobs
-    if jobs < 1:
-        raise ConfigError(f"--jobs must be >= 1, got {jobs}")
+    running = executors.options(
+        args, args.jobs if args.executor == "ray" else args.jobs or sweep.jobs
+    )
     out = Path(args.out or sweep.out or "runs/sweep")
     runs = plan(sweep, root, args.overrides)
     if args.dry_run:
         for name, _, _ in runs:
             print(f"{status(out / name):>6}  {out / name}")
         return 0
-    summary = run_sweep(runs, out, jobs=jobs, progress=not args.quiet, rerun=args.rerun)
+    summary = run_sweep(runs, out, progress=not args.quiet, rerun=args.rerun, **running)
     print(groups_table(summary["groups"]))
     failed = [r for r in summary["runs"] if r["status"] == "failed"]
     for r in failed:
