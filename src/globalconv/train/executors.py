@@ -109,7 +109,13 @@ class RayCluster:
         if not ray.is_initialized():
             # no worker output here: a run's failure comes back as its exception
             if self.address:
-                ray.init(address=self.address, log_to_driver=False)
+                try:
+                    ray.init(address=self.address, log_to_driver=False)
+                except ConnectionError as err:
+                    raise ConfigError(
+                        f"no Ray cluster at {self.address} ({err}); start it, or unset "
+                        "--ray-address and RAY_ADDRESS for a local instance"
+                    ) from None
             else:
                 ray.init(include_dashboard=False, log_to_driver=False)
             self.opened = True
