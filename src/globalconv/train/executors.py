@@ -1,4 +1,4 @@
-"""Where the runs of a sweep or a comparison train: in this process or in worker processes.
+"""Where the runs of a sweep or a comparison train: here, in worker processes, or on Ray.
 
 An executor is a context manager with ``submit(cfg, run_dir, state) -> Future`` (``state`` as
 ``sweep.reuse`` gives it: "new", "resume" or "rerun"; the future holds the run's summary) and
@@ -137,7 +137,7 @@ class RayCluster:
             raise ConfigError(f"train.device={device}: a Ray task sees its one GPU; use cuda")
         ref = self.task.options(num_cpus=threads, num_gpus=gpus).remote(
             cfg.model_dump(mode="json"),
-            str(Path(run_dir).resolve()),  # the same path on every node, not this cwd's
+            str(Path(run_dir).resolve()),  # a worker's working directory is not this one's
             state == "resume",
             threads,
             state == "rerun",
