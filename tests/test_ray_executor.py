@@ -24,7 +24,7 @@ needs_ray = pytest.mark.skipif(
 )
 
 # a real comparison in seconds (as in test_protocol's end-to-end test)
-TINY_COMPARE = ["compare", "--suite", "quick", "--tasks", "mqar", "-q", "--steps", "6",
+TINY_COMPARE = ["compare", "--suite", "quick", "--tasks", "mqar_32x4", "-q", "--steps", "6",
                 "model.d_model=16", "task.params.num_train=300", "task.params.num_test=60",
                 "train.batch_size=16"]  # fmt: skip
 # a run in about a second: parity on 8 bits, one layer of width 8, 3 steps
@@ -135,7 +135,7 @@ def test_a_ray_comparison_resumes_the_run_tree_it_finds(ray_instance, tmp_path, 
     out = tmp_path / "cmp"
     local = [*TINY_COMPARE, "--no-tune", "--mixers", "attention", "--seeds", "0,1", "--jobs", "1"]
     assert cli.main([*local, "--out", str(out)]) == 0
-    finished, partial = out / "mqar/attention-l2/s0", out / "mqar/attention-l2/s1"
+    finished, partial = out / "mqar_32x4/attention-l2/s0", out / "mqar_32x4/attention-l2/s1"
     stamp = (finished / "summary.json").stat().st_mtime_ns
     whole = read(partial / "summary.json")
     (partial / "summary.json").unlink()  # its checkpoint stays: a partial run
@@ -144,9 +144,11 @@ def test_a_ray_comparison_resumes_the_run_tree_it_finds(ray_instance, tmp_path, 
     args = [*TINY_COMPARE, "--no-tune", "--mixers", "attention,global_conv", "--seeds", "0,1"]
     assert cli.main([*args, "--executor", "ray", "--out", str(out)]) == 0
     said = capsys.readouterr().out
-    assert "[skip] mqar/attention-l2/s0: finished" in said
-    assert "[resume] mqar/attention-l2/s1" in said
-    assert "[run] mqar/global_conv-l2/s0" in said and "[done] mqar/global_conv-l2/s1" in said
+    assert "[skip] mqar_32x4/attention-l2/s0: finished" in said
+    assert "[resume] mqar_32x4/attention-l2/s1" in said
+    assert (
+        "[run] mqar_32x4/global_conv-l2/s0" in said and "[done] mqar_32x4/global_conv-l2/s1" in said
+    )
     assert (finished / "summary.json").stat().st_mtime_ns == stamp
     resumed = read(partial / "summary.json")
     assert resumed["resumed_from_step"] == whole["steps"]
