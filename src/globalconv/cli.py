@@ -47,6 +47,8 @@ def _add_common(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from globalconv.train import executors
+
     parser = argparse.ArgumentParser(
         prog="globalconv",
         description="Can self-attention be replaced by a global depthwise convolution?",
@@ -108,10 +110,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--jobs",
         type=positive_int,
-        default=os.cpu_count() or 1,
-        help="runs trained in parallel, each on cores/jobs threads (default: one per core, "
-        "measured faster than one run on every core for the suites' small models)",
+        help="runs trained in parallel by the local executor, each on cores/jobs threads "
+        "(default: one per core, measured faster than one run on every core for the suites' "
+        "small models)",
     )
+    executors.add_options(p)
     p.add_argument("--dry-run", action="store_true", help="list the runs and exit")
     p.add_argument(
         "--rerun",
@@ -246,18 +249,18 @@ COMPARE_EXAMPLES = """examples:
   globalconv compare --mixers attention,global_conv,hyena,fnet --tasks mnist1d
   globalconv compare --suite depth --tasks mqar --jobs 2 --out runs/depth
   globalconv compare --suite full --jobs 2 --out runs/full model.d_model=128
+  globalconv compare --suite depth --executor ray --out /shared/runs/depth   # on RAY_ADDRESS
 """
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
     from globalconv.analysis import suite
-    from globalconv.train import io, sweep
+    from globalconv.train import executors, io, sweep
 
     if args.list:
         print(suite.describe())
         return 0
-    if args.jobs < 1:
-        raise configuration.ConfigError(f"--jobs must be >= 1, got {args.jobs}")
+    running = executors.options(args, args.jobs)
     split = lambda text: [t.strip() for t in text.split(",") if t.strip()] if text else None  # noqa: E731
     overrides = list(args.overrides)
     if args.steps is not None:
@@ -297,7 +300,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
                 print(out / cell.run_name(point, cell.tune_seed))
             print(f"{out / cell.name}/<chosen>-s{{{','.join(map(str, cell.seeds))}}}")
         return 0
-    summary = suite.run(cells, out, jobs=args.jobs, progress=not args.quiet, rerun=args.rerun)
+    summary = suite.run(cells, out, progress=not args.quiet, rerun=args.rerun, **running)
     done = [(r["settings"]["task"], r["summary"], out / r["name"]) for r in summary["runs"]
             if "summary" in r]  # fmt: skip
     known = None

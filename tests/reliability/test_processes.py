@@ -151,3 +151,29 @@ def test_stopping_a_sweep_parent_stops_its_workers(tmp_path, sig):
             parent.kill()
     for run in runs:  # each worker saved its run on the way out: resumable
         assert run.is_file()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads the process table from /proc")
+def test_stopping_a_ray_sweep_saves_its_runs_and_leaves_no_process(tmp_path):
+    pytest.importorskip("ray", reason="ray is not installed (pip install 'globalconv[ray]')")
+    # no periodic checkpoint: the one found afterwards was saved on the way out
+    steps = [o if not o.startswith("train.steps=") else "train.steps=1000000" for o in TINY]
+    parent = globalconv(
+        "sweep", "--grid", "train.seed=0,1", "--executor", "ray", "--out", str(tmp_path / "s"),
+        "-q", *steps, "train.checkpoint_every=1000000", "train.log_every=1",
+    )  # fmt: skip
+    runs = [tmp_path / "s" / f"seed={s}" for s in (0, 1)]
+    try:
+        assert wait_for(lambda: all((r / "metrics.jsonl").is_file() for r in runs)), parent.stderr
+        ray_processes = _descendants(parent.pid)  # its local Ray instance and workers
+        assert len(ray_processes) >= 2
+        parent.send_signal(signal.SIGTERM)
+        parent.communicate(timeout=120)
+        assert parent.returncode == 130
+        assert wait_for(lambda: not any(_alive(p) for p in ray_processes), seconds=30)
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+    for run in runs:  # each task saved its run when cancelled: resumable
+        assert (run / "checkpoint.pt").is_file()

@@ -309,9 +309,24 @@ def _can_run(cfg: RunConfig) -> bool:
 
 
 def run(
-    cells: list[protocol.Cell], out: Path, *, jobs: int, progress: bool, rerun: bool = False
+    cells: list[protocol.Cell],
+    out: Path,
+    *,
+    jobs: int,
+    progress: bool,
+    rerun: bool = False,
+    executor: str = "local",
+    ray_address: str | None = None,
 ) -> dict:
-    return protocol.run(cells, out, jobs=jobs, progress=progress, rerun=rerun)
+    return protocol.run(
+        cells,
+        out,
+        jobs=jobs,
+        progress=progress,
+        rerun=rerun,
+        executor=executor,
+        ray_address=ray_address,
+    )
 
 
 def describe() -> str:

@@ -16,8 +16,9 @@ and the axes where the choice lies at the grid's edge (a sign the grid should be
 
 Runs go to ``OUT/<task>/<mixer>-l<layers>/<point>-s<seed>``. Finished runs are read back, not
 retrained, and partial ones resume, so a comparison can be stopped and rerun at will. With
-``jobs > 1`` runs train in worker processes; a cell's seed runs are started before later cells'
-tuning runs, so cells finish one after another and their results can be kept as they come.
+``jobs > 1`` runs train in worker processes, with ``executor="ray"`` as Ray tasks
+(``train.executors``); a cell's seed runs are started before later cells' tuning runs, so cells
+finish one after another and their results can be kept as they come.
 """
 
 from __future__ import annotations
@@ -25,7 +26,6 @@ from __future__ import annotations
 import copy
 import json
 import math
-import os
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,7 +33,7 @@ from typing import Any
 
 from globalconv import config as configuration
 from globalconv.config import ConfigError, RunConfig
-from globalconv.train import io, sweep
+from globalconv.train import executors, io, sweep
 
 SELECTION = "selection.json"
 
@@ -143,53 +143,6 @@ class _Job:
         return self.cell.run_name(self.point, self.seed)
 
 
-class _Inline:
-    """Runs a job at submission, in this process (jobs=1: progress bars, no start-up cost)."""
-
-    def __init__(self, progress: bool) -> None:
-        self.progress = progress
-
-    def submit(self, cfg: RunConfig, run_dir: Path, state: str) -> Future:
-        from globalconv.train.loop import train
-
-        future: Future = Future()
-        resume, overwrite = state == "resume", state == "rerun"
-        try:
-            future.set_result(
-                train(cfg, run_dir, progress=self.progress, resume=resume, overwrite=overwrite)
-            )
-        except Exception as err:  # noqa: BLE001  (reported as the run's failure)
-            future.set_exception(err)
-        return future
-
-    def __enter__(self) -> _Inline:
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        pass
-
-
-class _Pool:
-    def __init__(self, jobs: int) -> None:
-        self.jobs = jobs
-        self.threads = max(1, (os.cpu_count() or 1) // jobs)  # the cores shared, not oversubscribed
-        self.workers = sweep.worker_pool(jobs)  # stopped with this process, never orphaned
-
-    def submit(self, cfg: RunConfig, run_dir: Path, state: str) -> Future:
-        dumped = cfg.model_dump(mode="json")
-        resume, overwrite = state == "resume", state == "rerun"
-        return self.pool.submit(
-            sweep._train_one, dumped, str(run_dir), resume, self.threads, overwrite
-        )
-
-    def __enter__(self) -> _Pool:
-        self.pool = self.workers.__enter__()
-        return self
-
-    def __exit__(self, *exc: Any) -> bool | None:
-        return self.workers.__exit__(*exc)
-
-
 def run(
     cells: list[Cell],
     out: str | Path,
@@ -198,8 +151,13 @@ def run(
     progress: bool = True,
     echo=print,
     rerun: bool = False,
+    executor: str = "local",
+    ray_address: str | None = None,
 ) -> dict[str, Any]:
     """Tune, select and train every seed of every cell.
+
+    executor: "local" (``jobs`` runs at once: in this process, or in worker processes) or
+    "ray" (one Ray task per run, at ``ray_address``, ``RAY_ADDRESS`` or on a local instance).
 
     A run already in ``out`` is read back only if it was made with the config requested now;
     otherwise it is an error naming what differs (before anything trains, for the tuning runs),
@@ -217,7 +175,7 @@ def run(
     queue: list[_Job] = [job for cell in cells for job in tuning[cell.name]]
     sweep.check_reuse([(out / j.name, j.cell.config(j.point, j.seed)) for j in queue], rerun=rerun)
     running: dict[Future, _Job] = {}
-    slots = jobs
+    runner = executors.make(executor, jobs=jobs, progress=progress, ray_address=ray_address)
 
     def finished(job: _Job, result: dict[str, Any]) -> None:
         results[job.name] = result
@@ -232,10 +190,9 @@ def run(
             first_tuning = next((i for i, j in enumerate(queue) if _is_tuning(j)), len(queue))
             queue[first_tuning:first_tuning] = [j for j in seeds if j.name not in results]
 
-    executor = _Inline(progress) if jobs == 1 else _Pool(jobs)
-    with executor:
+    with runner:
         while queue or running:
-            while queue and len(running) < slots:
+            while queue and len(running) < runner.slots:
                 job = queue.pop(0)
                 if job.name in results:
                     continue
@@ -252,7 +209,7 @@ def run(
                     finished(job, {"status": "skipped", "summary": sweep._summary(run_dir)})
                     continue
                 echo(f"[{state if state != 'new' else 'run'}] {job.name}")
-                running[executor.submit(cfg, run_dir, state)] = job
+                running[runner.submit(cfg, run_dir, state)] = job
             if not running:
                 continue
             done, _ = wait(list(running), return_when=FIRST_COMPLETED)
@@ -261,7 +218,7 @@ def run(
                 result = sweep._guard(future.result)
                 if result["status"] == "failed":
                     echo(f"[failed] {job.name}: {result['error']}")
-                elif jobs > 1:
+                elif not isinstance(runner, executors.Inline):  # inline runs show a bar
                     echo(f"[done] {job.name}")
                 finished(job, result)
     return _summary(cells, records, results, out)

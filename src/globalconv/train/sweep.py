@@ -9,7 +9,7 @@ A sweep file (YAML or JSON)::
     runs:                          # optional explicit runs, each crossed with the grid
       - {train.lr: 1.0e-3}
       - {train.lr: 3.0e-3, train.warmup_steps: 50}
-    jobs: 1                        # processes in parallel
+    jobs: 1                        # processes in parallel (the local executor)
     out: runs/my-sweep
 
 Each run gets a directory named after its settings (``mixer=attention,seed=0``). Running the
@@ -25,15 +25,6 @@ import copy
 import itertools
 import json
 import math
-import os
-import signal
-import sys
-import threading
-import time
-from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor
-from contextlib import contextmanager
-from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +33,7 @@ from pydantic import Field, ValidationError
 from globalconv import config as configuration
 from globalconv.arguments import positive_int
 from globalconv.config import ConfigError, RunConfig, Strict
-from globalconv.train import checkpoint, io
+from globalconv.train import checkpoint, executors, io
 
 SUMMARY = "sweep_summary.json"
 SEED_KEY = "train.seed"
@@ -186,78 +177,6 @@ def check_reuse(plans: list[tuple[Path, RunConfig]], *, rerun: bool) -> dict[Pat
     return states
 
 
-def _train_one(
-    cfg_json: dict[str, Any],
-    run_dir: str,
-    resume: bool,
-    threads: int | None,
-    overwrite: bool = False,
-):
-    import torch
-
-    from globalconv.train.loop import train
-
-    if threads is not None:
-        torch.set_num_threads(threads)
-    cfg = RunConfig.model_validate(cfg_json)
-    return train(cfg, run_dir, progress=False, resume=resume, overwrite=overwrite)
-
-
-@contextmanager
-def worker_pool(jobs: int) -> Iterator[ProcessPoolExecutor]:
-    """``jobs`` spawned worker processes that never outlive this one. Here SIGTERM interrupts
-    like Ctrl-C; on an interrupt or error the workers still running get SIGTERM (each saves its
-    checkpoint, so its run resumes later) and, past a grace period, SIGKILL. A worker also gets
-    SIGTERM if this process dies without a word (SIGKILL; Linux)."""
-    pool = ProcessPoolExecutor(
-        max_workers=jobs,
-        mp_context=get_context("spawn"),
-        initializer=_die_with_parent,
-        initargs=(os.getpid(),),
-    )
-    main = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGTERM, _interrupt) if main else None
-    try:
-        yield pool
-        pool.shutdown(wait=True)
-    except BaseException:
-        _stop_workers(pool)
-        raise
-    finally:
-        if main:
-            signal.signal(signal.SIGTERM, previous)
-
-
-def _interrupt(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt(f"stopped by {signal.Signals(signum).name}")
-
-
-def _stop_workers(pool: ProcessPoolExecutor, grace: float = 60.0) -> None:
-    workers = list((pool._processes or {}).values())  # noqa: SLF001  (no public handle)
-    for worker in workers:
-        if worker.is_alive():
-            worker.terminate()  # SIGTERM: the run saves its checkpoint and stops
-    pool.shutdown(wait=False, cancel_futures=True)
-    deadline = time.monotonic() + grace
-    for worker in workers:
-        worker.join(timeout=max(0.0, deadline - time.monotonic()))
-        if worker.is_alive():
-            worker.kill()
-
-
-def _die_with_parent(parent: int) -> None:
-    """Worker start-up: SIGTERM to this worker when the parent dies (Linux prctl)."""
-    if sys.platform.startswith("linux"):
-        try:
-            import ctypes
-
-            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-        except OSError:
-            pass
-    if os.getppid() != parent:  # the parent died before the line above took effect
-        os.kill(os.getpid(), signal.SIGTERM)
-
-
 def run_sweep(
     runs: list[tuple[str, dict[str, Any], RunConfig]],
     out: str | Path,
@@ -266,12 +185,12 @@ def run_sweep(
     progress: bool = True,
     echo=print,
     rerun: bool = False,
+    executor: str = "local",
+    ray_address: str | None = None,
 ) -> dict[str, Any]:
     """Run (or skip, or resume) every planned run; write and return the sweep summary. A run
     already in ``out`` made with another config is refused (``reuse``), or with ``rerun``
-    trained again."""
-    from globalconv.train.loop import train
-
+    trained again. ``executor``: "local" (``jobs`` at a time) or "ray" (``executors.make``)."""
     out = Path(out)
     results: dict[str, dict[str, Any]] = {}
     todo = []
@@ -283,30 +202,17 @@ def run_sweep(
             results[name] = {"status": "skipped", "summary": _summary(out / name)}
         else:
             todo.append((name, cfg, state))
-    if jobs == 1:
+    runner = executors.make(executor, jobs=jobs, progress=progress, ray_address=ray_address)
+    with runner:
+        inline = isinstance(runner, executors.Inline)  # it trains at submission
+        futures = {}
         for name, cfg, state in todo:
-            echo(f"[{state if state != 'new' else 'run'}] {name}")
-            results[name] = _guard(
-                lambda cfg=cfg, n=name, s=state: train(
-                    cfg, out / n, progress=progress, resume=s == "resume", overwrite=s == "rerun"
-                )
-            )
-    else:
-        threads = max(1, (os.cpu_count() or 1) // jobs)  # the cores shared, not oversubscribed
-        with worker_pool(jobs) as pool:
-            futures = {
-                name: pool.submit(
-                    _train_one,
-                    cfg.model_dump(mode="json"),
-                    str(out / name),
-                    state == "resume",
-                    threads,
-                    state == "rerun",
-                )
-                for name, cfg, state in todo
-            }
-            for name, future in futures.items():
-                results[name] = _guard(future.result)
+            if inline:
+                echo(f"[{state if state != 'new' else 'run'}] {name}")
+            futures[name] = runner.submit(cfg, out / name, state)
+        for name, future in futures.items():
+            results[name] = _guard(future.result)
+            if not inline:
                 echo(f"[{results[name]['status']}] {name}")
     entries = []
     for name, settings, _ in runs:
@@ -418,6 +324,7 @@ EXAMPLES = """examples:
   globalconv sweep -c configs/mnist1d.yaml --grid model.mixer=attention,global_conv \\
       --grid train.lr=1e-3,3e-3 --seeds 0,1,2 --out runs/lr-sweep
   globalconv sweep -s configs/sweep_mnist1d.yaml --dry-run      # list runs and their status
+  globalconv sweep -s configs/sweep_mnist1d.yaml --executor ray  # on RAY_ADDRESS or a local Ray
 
 A sweep is resumable: run the same command again and finished runs (summary.json) are skipped,
 interrupted ones resume from their checkpoint. Results: OUT/sweep_summary.json and the table
@@ -445,8 +352,11 @@ def add_cli(subparsers) -> None:
     )
     p.add_argument("--seeds", help="comma-separated seeds, a grid axis on train.seed")
     p.add_argument(
-        "--jobs", type=positive_int, help="processes in parallel (default: the file's, or 1)"
+        "--jobs",
+        type=positive_int,
+        help="processes in parallel, local executor (default: the file's, or 1)",
     )
+    executors.add_options(p)
     p.add_argument("--out", help="sweep directory (default: the file's out, or runs/sweep)")
     p.add_argument("--dry-run", action="store_true", help="list the runs and their status only")
     p.add_argument(
@@ -475,16 +385,16 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if args.seeds:
         grid[SEED_KEY] = parse_values(args.seeds)
     sweep = sweep.model_copy(update={"grid": grid})
-    jobs = args.jobs or sweep.jobs
-    if jobs < 1:
-        raise ConfigError(f"--jobs must be >= 1, got {jobs}")
+    running = executors.options(
+        args, args.jobs if args.executor == "ray" else args.jobs or sweep.jobs
+    )
     out = Path(args.out or sweep.out or "runs/sweep")
     runs = plan(sweep, root, args.overrides)
     if args.dry_run:
         for name, _, _ in runs:
             print(f"{status(out / name):>6}  {out / name}")
         return 0
-    summary = run_sweep(runs, out, jobs=jobs, progress=not args.quiet, rerun=args.rerun)
+    summary = run_sweep(runs, out, progress=not args.quiet, rerun=args.rerun, **running)
     print(groups_table(summary["groups"]))
     failed = [r for r in summary["runs"] if r["status"] == "failed"]
     for r in failed:
