@@ -265,7 +265,7 @@ class Transformer(nn.Module):
         """Save in the Hub format: config.json (the constructor's arguments) and
         model.safetensors, through huggingface_hub's mixin (``pip install 'globalconv[hf]'``);
         ``hub_kwargs`` go to ``PyTorchModelHubMixin.save_pretrained`` (``push_to_hub``, ...)."""
-        from globalconv.hf.hub import as_hub_model
+        from globalconv.models.hub import as_hub_model
 
         return as_hub_model(self).save_pretrained(save_directory, **hub_kwargs)
 
@@ -273,7 +273,7 @@ class Transformer(nn.Module):
     def from_pretrained(cls, name_or_path: str | Path, **hub_kwargs: Any) -> Transformer:
         """Load a model written by ``save_pretrained`` (a local directory, or a Hub repository
         id, downloaded only then); weights are loaded strictly."""
-        from globalconv.hf.hub import HubTransformer
+        from globalconv.models.hub import HubTransformer
 
         return HubTransformer.from_pretrained(name_or_path, **hub_kwargs)
 
