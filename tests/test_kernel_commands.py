@@ -7,7 +7,7 @@ import torch
 from matplotlib.image import imread
 
 from globalconv import cli
-from globalconv.kernels.lengths import motif_majority
+from globalconv.analysis.lengths import motif_majority
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -132,7 +132,7 @@ def test_lengths_command_rejects_bad_input(capsys):
 
 @pytest.mark.slow
 def test_lengths_experiment_learns_the_task_at_the_training_length():
-    from globalconv.kernels.lengths import run
+    from globalconv.analysis.lengths import run
 
     results = run(models=["explicit", "implicit"], steps=400, n_test=200, progress=False)
     for label in ["explicit", "implicit"]:

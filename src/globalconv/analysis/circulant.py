@@ -268,7 +268,7 @@ def measure_run(run_dir: str | Path, *, samples: int = SAMPLES) -> list[HeadMeas
     """Every attention head of a trained run (config.json + model.safetensors), measured on up
     to ``samples`` sequences of each layer's most common length in its task's test split."""
     from globalconv import tasks
-    from globalconv.kernels.plot import load_run
+    from globalconv.analysis.kernel_plots import load_run
 
     if samples < 1:
         raise ValueError(f"samples must be >= 1, got {samples}")

@@ -42,6 +42,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from globalconv import ops
+from globalconv.core.errors import SequenceTooLongError
 from globalconv.ops.conv import Backend, Mode
 from globalconv.registry import Registry
 from globalconv.registry import check_options as check_typed_options
@@ -132,7 +133,7 @@ class Kernel(nn.Module):
         if self.resample and n != self.max_len:
             return self.resampled(n)
         if n > self.max_len:
-            raise ValueError(
+            raise SequenceTooLongError(
                 f"{self.name} kernel: sequence length {n} exceeds max_len={self.max_len}; "
                 f"set resample=True to resample the kernel ({self.resampling}) "
                 f"or build with max_len >= {n}"

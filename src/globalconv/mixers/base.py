@@ -21,6 +21,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
+from globalconv.core.errors import SequenceTooLongError
 from globalconv.registry import Registry
 from globalconv.registry import check_options as check_typed_options
 
@@ -65,7 +66,7 @@ class TokenMixer(nn.Module):
 
     def check_length(self, L: int) -> None:
         if L > self.max_len:
-            raise ValueError(
+            raise SequenceTooLongError(
                 f"{self.name}: sequence length {L} exceeds max_len={self.max_len}; "
                 f"build the mixer with max_len >= {L}"
             )

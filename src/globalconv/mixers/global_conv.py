@@ -30,6 +30,7 @@ import torch
 from torch import Tensor, nn
 
 from globalconv import kernels, ops
+from globalconv.core.errors import SequenceTooLongError
 from globalconv.mixers.base import TokenMixer, register_mixer
 from globalconv.ops.conv import Backend
 
@@ -75,7 +76,7 @@ class GlobalConv(TokenMixer):
     def forward(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:  # (B, L, D)
         L = x.shape[1]
         if not self.kernel.runs_at(L):
-            raise ValueError(
+            raise SequenceTooLongError(
                 f"global_conv: sequence length {L} exceeds max_len={self.max_len}; set "
                 f"resample=True (the {self.kernel.name} kernel is then resampled: "
                 f"{self.kernel.resampling}), use kernel=implicit, or build with max_len >= {L}"

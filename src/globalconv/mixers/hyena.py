@@ -46,6 +46,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from globalconv import kernels, ops
+from globalconv.core.errors import SequenceTooLongError
 from globalconv.mixers.base import TokenMixer, register_mixer, valid_mask
 from globalconv.ops.conv import Backend
 
@@ -105,7 +106,7 @@ class Hyena(TokenMixer):
     def forward(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:  # (B, L, D)
         L = x.shape[1]
         if not self.filter.runs_at(L):
-            raise ValueError(
+            raise SequenceTooLongError(
                 f"hyena: sequence length {L} exceeds max_len={self.max_len} of its "
                 f"{self.filter.name} kernel; use kernel=implicit or build with max_len >= {L}"
             )

@@ -26,6 +26,7 @@ from torch import Tensor, nn
 
 from globalconv import mixers
 from globalconv.config import ModelConfig
+from globalconv.core.errors import SequenceTooLongError
 from globalconv.models.dropout import Dropout
 from globalconv.models.transformer import (
     Block,
@@ -55,7 +56,7 @@ class Embedding(nn.Module):
     def forward(self, ids: Tensor) -> Tensor:
         L = ids.shape[1]
         if L > self.max_len:
-            raise ValueError(
+            raise SequenceTooLongError(
                 f"input length {L} exceeds the model's max_len={self.max_len}; "
                 "build the model with a larger max_len"
             )

@@ -21,6 +21,7 @@ from torch import Tensor, nn
 
 from globalconv import mixers
 from globalconv.config import ModelConfig
+from globalconv.core.errors import SequenceTooLongError
 from globalconv.models.dropout import Dropout
 
 Head = Literal["sequence", "token"]
@@ -212,7 +213,7 @@ class Transformer(nn.Module):
         if L > self.max_len and (
             self.positions == "learned" or not all(b.mixer.length_free for b in self.blocks)
         ):  # sinusoidal positions and length-free mixers run at any length
-            raise ValueError(
+            raise SequenceTooLongError(
                 f"input length {L} exceeds the model's max_len={self.max_len}; "
                 "build the model with a larger max_len"
             )

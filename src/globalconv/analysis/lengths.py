@@ -29,6 +29,7 @@ from torch import nn
 
 from globalconv.arguments import positive_float, positive_int
 from globalconv.config import ModelConfig, TrainConfig
+from globalconv.core.errors import SequenceTooLongError
 from globalconv.models import Transformer
 from globalconv.tasks import Split
 
@@ -218,9 +219,7 @@ def run(
                 for n in lengths:
                     try:
                         scores[n].append(accuracy(evaluated, tests[n]))
-                    except ValueError as err:  # too long for this model: n/a in the table
-                        if "exceeds" not in str(err):
-                            raise
+                    except SequenceTooLongError:  # too long for this model: n/a in the table
                         scores[n].append(None)
             if progress:
                 print(f"  seed {seed} {name}: final train loss {loss:.3f}", flush=True)

@@ -109,8 +109,6 @@ def plot_run(
     run_dir: str | Path, out: str | Path, *, channels: int = 8, length: int | None = None
 ) -> list[Path]:
     """Write one PNG per kernel of the run's model into ``out``; return their paths."""
-    from globalconv.train import io
-
     if channels < 1:
         raise ValueError(f"channels must be >= 1, got {channels}")
     cfg, model = load_run(run_dir)
