@@ -22,6 +22,7 @@ from globalconv.mixers.base import TokenMixer, register_mixer, valid_mask
 @register_mixer("attention")
 class Attention(TokenMixer):
     length_free = True
+    needs_positions = True  # permutation-equivariant: order reaches it only through positions
 
     def __init__(
         self,

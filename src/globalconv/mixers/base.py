@@ -39,6 +39,9 @@ class TokenMixer(nn.Module):
     supports_causal: ClassVar[bool] = True
     supports_bidirectional: ClassVar[bool] = True
     length_free: ClassVar[bool] = False  # True: runs at any length, max_len is only a hint
+    # True: blind to order without position encodings, so a model adds them by default
+    # (model.positions unset)
+    needs_positions: ClassVar[bool] = False
 
     def __init__(self, d_model: int, max_len: int, causal: bool = False) -> None:
         super().__init__()

@@ -32,6 +32,7 @@ from globalconv.models.transformer import (
     Block,
     CrossAttention,
     FeedForward,
+    resolved_positions,
     select_positions,
     sinusoidal_positions,
     token_embedding,
@@ -46,7 +47,7 @@ class Embedding(nn.Module):
         D = cfg.d_model
         self.d_model, self.max_len = D, max_len
         self.tokens = token_embedding(vocab_size, D)
-        self.positions = cfg.resolved_positions()
+        self.positions = resolved_positions(cfg)
         if self.positions == "learned":
             self.pos_embed = nn.Parameter(torch.randn(max_len, D) * 0.02)
         elif self.positions == "sinusoidal":

@@ -152,6 +152,15 @@ def select_positions(x: Tensor, positions: Tensor | None) -> Tensor:
     return x.reshape(-1, x.shape[-1]).index_select(0, positions)
 
 
+def resolved_positions(cfg: ModelConfig) -> str:
+    """The configured position encoding, or by default sinusoidal when any layer's mixer
+    needs positions (``TokenMixer.needs_positions``) and none otherwise."""
+    if cfg.positions is not None:
+        return cfg.positions
+    needed = any(mixers.get(name).needs_positions for name, _ in cfg.layer_mixers())
+    return "sinusoidal" if needed else "none"
+
+
 class Transformer(nn.Module):
     """Embedding, positions, N blocks, and a sequence- or token-level head.
 
@@ -189,7 +198,7 @@ class Transformer(nn.Module):
             self.embed: nn.Module = token_embedding(vocab_size, D)
         else:
             self.embed = nn.Linear(input_dim, D)
-        self.positions = cfg.resolved_positions()
+        self.positions = resolved_positions(cfg)
         if self.positions == "learned":
             self.pos_embed = nn.Parameter(torch.randn(max_len, D) * 0.02)
         elif self.positions == "sinusoidal":
