@@ -24,8 +24,8 @@ def implicit_run(tmp_path_factory):
 def untrained_run(path, *overrides):
     """A run directory as train writes it, from an untrained model (no data generated)."""
     from globalconv import config, tasks
+    from globalconv.core import io
     from globalconv.models import build_model
-    from globalconv.train import io
 
     cfg = config.load(None, ["model.d_model=8", *overrides])
     model = build_model(cfg.model, tasks.build(cfg.task.name, cfg.task.params).spec)

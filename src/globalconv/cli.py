@@ -177,7 +177,8 @@ def _load(args: argparse.Namespace, extra: list[str] | None = None) -> configura
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from globalconv.train import io, train
+    from globalconv.core import io
+    from globalconv.train import train
 
     if args.resume:
         if args.config or args.seeds or args.overwrite:

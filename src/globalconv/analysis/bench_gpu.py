@@ -29,7 +29,7 @@ from typing import Any
 import torch
 
 from globalconv.analysis import bench
-from globalconv.train import io
+from globalconv.core import io
 
 PARTS = ("op", "mixers", "flash", "suite", "report")
 SIZES = [2**k for k in range(10, 17)]  # 1K .. 64K

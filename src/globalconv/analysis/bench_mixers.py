@@ -23,7 +23,7 @@ import torch
 from globalconv import mixers
 from globalconv.analysis import bench
 from globalconv.arguments import nonnegative_int, positive_float, positive_int
-from globalconv.train import io
+from globalconv.core import io
 
 PASSES = ("forward", "forward+backward")
 

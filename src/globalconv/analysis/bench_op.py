@@ -614,7 +614,7 @@ def run(args: argparse.Namespace) -> int:
             show(rows)
             results[name] = rows
     if args.json:
-        from globalconv.train import io
+        from globalconv.core import io
 
         io.write_json(args.json, results)
         print(f"\nwrote {args.json}")

@@ -28,8 +28,8 @@ import torch.nn.functional as F
 from globalconv import config as configuration
 from globalconv import mixers
 from globalconv.analysis import bench
+from globalconv.core import io
 from globalconv.tasks import IGNORE_INDEX
-from globalconv.train import io
 
 # The study's shapes: what the quick and depth suites train, at d=64, 2 layers, batch 64.
 TASKS: dict[str, list[str]] = {

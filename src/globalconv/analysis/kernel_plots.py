@@ -17,8 +17,8 @@ from torch import Tensor, nn
 
 from globalconv import config as configuration
 from globalconv.arguments import positive_int
+from globalconv.core import io
 from globalconv.kernels.base import Kernel, offsets
-from globalconv.train import io
 
 EXAMPLES = """examples:
   globalconv train model.mixer=global_conv --out runs/gc

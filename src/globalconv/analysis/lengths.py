@@ -318,7 +318,7 @@ def _numbers(text: str, kind, what: str) -> list:
 def _cmd_lengths(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from globalconv.train import io
+    from globalconv.core import io
 
     factors = _numbers(args.factors, float, "factors")
     if any(f <= 0 for f in factors):

@@ -42,7 +42,8 @@ from globalconv.analysis.document import (  # noqa: E402
 from globalconv.analysis.kernel_plots import load_run, plot_kernel  # noqa: E402
 from globalconv.analysis.literature import FINDINGS  # noqa: E402
 from globalconv.arguments import positive_int
-from globalconv.train import io, protocol  # noqa: E402
+from globalconv.core import io  # noqa: E402
+from globalconv.train import protocol  # noqa: E402
 from globalconv.train.records import read_metrics  # noqa: E402
 
 REFERENCE = "attention"

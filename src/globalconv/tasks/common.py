@@ -23,6 +23,7 @@ import torch
 from pydantic import Field
 from torch import Tensor
 
+from globalconv.core import io
 from globalconv.tasks.base import Split, TaskParams
 
 
@@ -113,8 +114,6 @@ def params_key(params: TaskParams, version: int, exclude: tuple[str, ...] = ("ca
 def cached(path: Path, make: Callable[[], dict[str, Tensor]]) -> dict[str, Tensor]:
     """Load the tensors at ``path`` (safetensors), or make them and write them atomically."""
     from safetensors.torch import load_file
-
-    from globalconv.train import io
 
     if path.is_file():
         return load_file(path)

@@ -18,8 +18,9 @@ from globalconv import config as configuration
 from globalconv import tasks
 from globalconv.arguments import positive_int
 from globalconv.config import ConfigError
+from globalconv.core import io
 from globalconv.models import build_model
-from globalconv.train import io, lock
+from globalconv.train import lock
 from globalconv.train.loop import check_device, evaluate, task_data
 from globalconv.train.sweep import format_table
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import filelock
 
-from globalconv.train import io
+from globalconv.core import io
 
 LOCK = ".lock"
 HOLDER = ".lock.holder"

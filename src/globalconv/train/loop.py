@@ -32,10 +32,11 @@ from tqdm.auto import tqdm
 
 from globalconv import tasks
 from globalconv.config import RunConfig
+from globalconv.core import io
 from globalconv.models import build_model
 from globalconv.tasks import IGNORE_INDEX, Split, TaskSpec
 from globalconv.tasks.common import carve_validation
-from globalconv.train import checkpoint, distributed, io, lock, matching, records
+from globalconv.train import checkpoint, distributed, lock, matching, records
 from globalconv.train.checkpoint import CheckpointError
 from globalconv.train.optim import (
     build_optimizer,

@@ -6,7 +6,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from globalconv.train import checkpoint, io, records
+from globalconv.core import io
+from globalconv.train import checkpoint, records
 from globalconv.train.sweep import SUMMARY, format_table, groups_table
 
 

@@ -42,7 +42,8 @@ from pydantic import Field, ValidationError
 from globalconv import config as configuration
 from globalconv.arguments import positive_int
 from globalconv.config import ConfigError, RunConfig, Strict
-from globalconv.train import checkpoint, io
+from globalconv.core import io
+from globalconv.train import checkpoint
 
 SUMMARY = "sweep_summary.json"
 SEED_KEY = "train.seed"
