@@ -22,9 +22,8 @@ from pydantic import (
     model_validator,
 )
 
-
-class ConfigError(ValueError):
-    """A configuration problem, phrased for the user (the CLI exits with code 2)."""
+from globalconv.core.errors import ConfigError
+from globalconv.core.settings import Problem, one_line, set_dotted
 
 
 class Strict(BaseModel):
@@ -320,14 +319,7 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
             value = parse_yaml(raw) if raw else ""
         except yaml.YAMLError as err:
             raise ConfigError(f"override {item!r}: value is not valid YAML ({err})") from None
-        node = data
-        parts = key.split(".")
-        for part in parts[:-1]:
-            child = node.setdefault(part, {})
-            if not isinstance(child, dict):
-                raise ConfigError(f"override {item!r}: {part!r} is a value, not a section")
-            node = child
-        node[parts[-1]] = value
+        set_dotted(data, key, value, context=f"override {item!r}")
     return data
 
 
@@ -340,20 +332,15 @@ def parse(data: dict[str, Any]) -> RunConfig:
 
 
 def describe(err: ValidationError) -> str:
-    problems = []
-    for e in err.errors():
-        key = ".".join(str(p) for p in e["loc"]) or "config"
-        if e["type"] == "extra_forbidden":
-            allowed = ", ".join(_fields_at(e["loc"][:-1]))
-            problems.append(f"unknown key {key!r}; allowed here: {allowed}")
-        else:
-            message = e["msg"].removeprefix("Value error, ")
-            got = e.get("input")
-            # a whole section as "input" (cross-field checks) says nothing the message doesn't
-            problems.append(
-                f"{key}: {message}" + ("" if isinstance(got, dict) else f" (got {got!r})")
-            )
-    return "; ".join(problems)
+    def phrase(problem: Problem) -> str:
+        key = problem.key or "config"
+        if problem.unknown:
+            return f"unknown key {key!r}; allowed here: {', '.join(_fields_at(problem.loc[:-1]))}"
+        # a whole section as "input" (cross-field checks) says nothing the message doesn't
+        got = "" if isinstance(problem.got, dict) else f" (got {problem.got!r})"
+        return f"{key}: {problem.message}{got}"
+
+    return one_line(err, phrase)
 
 
 def _fields_at(loc: tuple) -> list[str]:

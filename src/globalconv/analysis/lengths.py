@@ -19,7 +19,6 @@ Attention is trained with sinusoidal positions (computed for any length) and lea
 from __future__ import annotations
 
 import argparse
-import math
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,6 +29,7 @@ from torch import nn
 from globalconv.arguments import positive_float, positive_int
 from globalconv.config import ModelConfig, TrainConfig
 from globalconv.core.errors import SequenceTooLongError
+from globalconv.core.stats import mean_std
 from globalconv.models import Transformer
 from globalconv.tasks import Split
 
@@ -248,12 +248,8 @@ def table(results: dict[str, Any]) -> str:
             if any(v is None for v in values):
                 cells.append("n/a")
                 continue
-            mean = sum(values) / len(values)
-            if len(values) > 1:
-                std = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
-                cells.append(f"{mean:.3f}±{std:.3f}")
-            else:
-                cells.append(f"{mean:.3f}")
+            mean, std = mean_std(values)
+            cells.append(f"{mean:.3f}" if std is None else f"{mean:.3f}±{std:.3f}")
         lines.append(cells)
     widths = [max(len(r[i]) for r in [header, *lines]) for i in range(len(header))]
     fmt = lambda r: "  ".join(

@@ -43,6 +43,7 @@ from globalconv.analysis.kernel_plots import load_run, plot_kernel  # noqa: E402
 from globalconv.analysis.literature import FINDINGS  # noqa: E402
 from globalconv.arguments import positive_int
 from globalconv.core import io  # noqa: E402
+from globalconv.core.stats import mean_std  # noqa: E402
 from globalconv.train import protocol  # noqa: E402
 from globalconv.train.records import read_metrics  # noqa: E402
 
@@ -164,11 +165,7 @@ def collect_runs(root: Path) -> list[Run]:
     return runs
 
 
-def mean_std(values: list[float]) -> tuple[float, float]:
-    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
-
-
-def _fmt(mean: float, std: float, n: int, percent: bool) -> str:
+def _fmt(mean: float, std: float | None, n: int, percent: bool) -> str:
     scale = 100.0 if percent else 1.0
     text = f"{mean * scale:.2f}"
     return text + (f" ± {std * scale:.2f}" if n > 1 else "") + f" (n={n})"

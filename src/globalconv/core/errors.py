@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 
+class ConfigError(ValueError):
+    """A configuration problem, phrased for the user (the CLI exits with code 2)."""
+
+
 class SequenceTooLongError(ValueError):
     """A sequence longer than a model, mixer or kernel was built for (its ``max_len``); the
     message names both lengths and the fix. Callers that can skip such an input (the length
     study's "n/a") catch this type rather than reading the message."""
 
 
-__all__ = ["SequenceTooLongError"]
+__all__ = ["ConfigError", "SequenceTooLongError"]

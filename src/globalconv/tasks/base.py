@@ -14,6 +14,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from torch import Tensor
 
+from globalconv.core.settings import Problem, one_line
 from globalconv.registry import Registry
 
 IGNORE_INDEX = -100  # targets with this value count neither in the loss nor in the metric
@@ -191,20 +192,16 @@ def build(name: str, params: dict[str, Any] | None = None) -> Task:
     try:
         parsed = cls.Params.model_validate(params or {})
     except ValidationError as err:
-        problems = []
-        for e in err.errors():
-            key = ".".join(str(p) for p in e["loc"])
-            if e["type"] == "extra_forbidden":
+
+        def phrase(problem: Problem) -> str:
+            if problem.unknown:
                 allowed = ", ".join(cls.Params.model_fields)
-                problems.append(f"task {name!r} has no parameter {key!r}; allowed: {allowed}")
-            elif not key:  # a check across parameters
-                problems.append(f"task {name!r}: {e['msg'].removeprefix('Value error, ')}")
-            else:
-                message = e["msg"].removeprefix("Value error, ")
-                problems.append(
-                    f"task {name!r} parameter {key}: {message} (got {e.get('input')!r})"
-                )
-        raise ValueError("; ".join(problems)) from None
+                return f"task {name!r} has no parameter {problem.key!r}; allowed: {allowed}"
+            if not problem.key:  # a check across parameters
+                return f"task {name!r}: {problem.message}"
+            return f"task {name!r} parameter {problem.key}: {problem.message} (got {problem.got!r})"
+
+        raise ValueError(one_line(err, phrase)) from None
     _check_sizes(name, parsed)
     task = cls(parsed)
     if "num_train" in cls.Params.model_fields:  # generated: the spec costs nothing, check it
