@@ -28,7 +28,7 @@ from torch import nn
 
 from globalconv.arguments import positive_float, positive_int
 from globalconv.config import ModelConfig, TrainConfig
-from globalconv.core.errors import SequenceTooLongError
+from globalconv.core.errors import ConfigError, SequenceTooLongError
 from globalconv.core.stats import mean_std
 from globalconv.models import Transformer
 from globalconv.tasks import Split
@@ -56,7 +56,7 @@ def motif_majority(
     """
     motifs = max(1, round(density * length))
     if vocab < 3 or 3 * motifs > length:
-        raise ValueError(
+        raise ConfigError(
             f"motif_majority needs vocab >= 3 and 3 * motifs <= length, got vocab={vocab}, "
             f"length={length}, {motifs} motifs; lower the density or raise the length"
         )
@@ -185,7 +185,7 @@ def run(
     """Train each model at train_len per seed, evaluate at each factor; return the results."""
     unknown = [m for m in models if m not in MODELS]
     if not models or unknown:
-        raise ValueError(
+        raise ConfigError(
             f"unknown model(s) {', '.join(unknown) or '(none given)'}; "
             f"available: {', '.join(MODELS)}"
         )
@@ -305,9 +305,9 @@ def _numbers(text: str, kind, what: str) -> list:
     try:
         values = [kind(v) for v in text.split(",") if v.strip()]
     except ValueError:
-        raise ValueError(f"--{what} must be comma-separated numbers, got {text!r}") from None
+        raise ConfigError(f"--{what} must be comma-separated numbers, got {text!r}") from None
     if not values:
-        raise ValueError(f"--{what} needs at least one value")
+        raise ConfigError(f"--{what} needs at least one value")
     return values
 
 
@@ -318,12 +318,12 @@ def _cmd_lengths(args: argparse.Namespace) -> int:
 
     factors = _numbers(args.factors, float, "factors")
     if any(f <= 0 for f in factors):
-        raise ValueError(f"--factors must be positive, got {args.factors}")
+        raise ConfigError(f"--factors must be positive, got {args.factors}")
     for name in ("train_len", "steps", "d_model", "layers", "n_train", "n_test"):
         if getattr(args, name) < 1:
-            raise ValueError(f"--{name.replace('_', '-')} must be >= 1")
+            raise ConfigError(f"--{name.replace('_', '-')} must be >= 1")
     if not args.lr > 0:
-        raise ValueError(f"--lr must be positive, got {args.lr}")
+        raise ConfigError(f"--lr must be positive, got {args.lr}")
     results = run(
         models=[m.strip() for m in args.models.split(",") if m.strip()],
         train_len=args.train_len,

@@ -43,6 +43,7 @@ from globalconv.analysis.kernel_plots import load_run, plot_kernel  # noqa: E402
 from globalconv.analysis.literature import FINDINGS  # noqa: E402
 from globalconv.arguments import positive_int
 from globalconv.core import io  # noqa: E402
+from globalconv.core.io import MissingRunFileError, RunFileError
 from globalconv.core.stats import mean_std  # noqa: E402
 from globalconv.train import protocol  # noqa: E402
 from globalconv.train.records import read_metrics  # noqa: E402
@@ -118,7 +119,7 @@ class Run:
     def score(self) -> float:
         key = "test_accuracy" if self.metric == "accuracy" else f"test_{self.metric}"
         if key not in self.summary:
-            raise ValueError(
+            raise RunFileError(
                 f"{self.path / 'summary.json'} has no {key!r}; rerun or remove the run"
             )
         return float(self.summary[key])
@@ -185,7 +186,7 @@ def build_report(root: Path, out: Path, *, width: int = 256, reference: Path | N
     everything = collect_runs(root)
     runs = [r for r in everything if r.role == "result"]
     if not runs:
-        raise ValueError(
+        raise RunFileError(
             f"no runs under {root}: expected folders with summary.json (see globalconv train)"
         )
     out.mkdir(parents=True, exist_ok=True)
@@ -571,7 +572,7 @@ def speed_section(bench_files: list[Path], out: Path) -> list:
         try:
             data = json.loads(path.read_text())
         except json.JSONDecodeError as err:
-            raise ValueError(f"{path} is not valid JSON ({err}); rerun the benchmark") from None
+            raise RunFileError(f"{path} is not valid JSON ({err}); rerun the benchmark") from None
         for record in data.get("records", []):
             records.append({**record, "device": data.get("device", "?")})
         operator_blocks += operator_section(data)
@@ -817,7 +818,7 @@ def add_cli(subparsers: argparse._SubParsersAction) -> None:
 def _cmd_report(args: argparse.Namespace) -> int:
     root = Path(args.runs_dir)
     if not root.is_dir():
-        raise ValueError(f"runs directory {root} does not exist")
+        raise MissingRunFileError(f"runs directory {root} does not exist")
     reference = Path(args.reference) if args.reference else None
     out = Path(args.out) if args.out else root / "report"
     out = build_report(root, out, width=args.width, reference=reference)

@@ -42,7 +42,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from globalconv import ops
-from globalconv.core.errors import SequenceTooLongError
+from globalconv.core.errors import ConfigError, SequenceTooLongError
 from globalconv.ops.conv import Backend, Mode
 from globalconv.registry import Registry
 from globalconv.registry import check_options as check_typed_options
@@ -74,9 +74,9 @@ class Kernel(nn.Module):
         if mode not in ops.MODES:
             raise ValueError(f"unknown mode {mode!r}; expected one of {', '.join(ops.MODES)}")
         if lr is not None and not lr > 0:
-            raise ValueError(f"{self.name} kernel: lr must be > 0, got {lr}")
+            raise ConfigError(f"{self.name} kernel: lr must be > 0, got {lr}")
         if weight_decay is not None and not weight_decay >= 0:
-            raise ValueError(f"{self.name} kernel: weight_decay must be >= 0, got {weight_decay}")
+            raise ConfigError(f"{self.name} kernel: weight_decay must be >= 0, got {weight_decay}")
         self.d_model = d_model
         self.max_len = max_len
         self.mode = mode

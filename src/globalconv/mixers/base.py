@@ -21,7 +21,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
-from globalconv.core.errors import SequenceTooLongError
+from globalconv.core.errors import ConfigError, SequenceTooLongError
 from globalconv.registry import Registry
 from globalconv.registry import check_options as check_typed_options
 
@@ -172,9 +172,9 @@ def build(
     cls = get(name)
     opts = check_options(name, opts)
     if causal and not cls.supports_causal:
-        raise ValueError(f"mixer {name!r} cannot be causal; use it in bidirectional tasks")
+        raise ConfigError(f"mixer {name!r} cannot be causal; use it in bidirectional tasks")
     if not causal and not cls.supports_bidirectional:
-        raise ValueError(f"mixer {name!r} is causal only; use it in causal tasks")
+        raise ConfigError(f"mixer {name!r} is causal only; use it in causal tasks")
     return cls(d_model, max_len, causal, **opts)
 
 

@@ -21,7 +21,7 @@ from torch import Tensor, nn
 
 from globalconv import mixers
 from globalconv.config import ModelConfig
-from globalconv.core.errors import SequenceTooLongError
+from globalconv.core.errors import ConfigError, SequenceTooLongError
 from globalconv.models.dropout import Dropout
 
 Head = Literal["sequence", "token"]
@@ -50,7 +50,7 @@ class CrossAttention(nn.Module):
     def __init__(self, d_model: int, heads: int, dropout: float = 0.0) -> None:
         super().__init__()
         if d_model % heads:
-            raise ValueError(
+            raise ConfigError(
                 f"cross-attention: d_model={d_model} is not divisible by heads={heads}"
             )
         self.heads = heads

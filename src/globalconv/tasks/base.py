@@ -14,6 +14,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from torch import Tensor
 
+from globalconv.core.errors import ConfigError
 from globalconv.core.settings import Problem, one_line
 from globalconv.registry import Registry
 
@@ -201,7 +202,7 @@ def build(name: str, params: dict[str, Any] | None = None) -> Task:
                 return f"task {name!r}: {problem.message}"
             return f"task {name!r} parameter {problem.key}: {problem.message} (got {problem.got!r})"
 
-        raise ValueError(one_line(err, phrase)) from None
+        raise ConfigError(one_line(err, phrase)) from None
     _check_sizes(name, parsed)
     task = cls(parsed)
     if "num_train" in cls.Params.model_fields:  # generated: the spec costs nothing, check it
@@ -215,7 +216,7 @@ def _check_sizes(name: str, params: TaskParams) -> None:
         bounded = any(hasattr(m, "le") or hasattr(m, "lt") for m in info.metadata)
         if isinstance(value, int) and not isinstance(value, bool) and not bounded:
             if value > MAX_COUNT:
-                raise ValueError(
+                raise ConfigError(
                     f"task {name!r} parameter {key}={value:,} exceeds the limit of "
                     f"{MAX_COUNT:,}; lower it"
                 )
@@ -225,7 +226,7 @@ def _check_total(name: str, params: TaskParams, max_len: int) -> None:
     check_length(f"task {name!r}", max_len)
     examples = sum(getattr(params, k) for k in ("num_train", "num_valid", "num_test"))
     if examples * max_len > MAX_TOKENS:
-        raise ValueError(
+        raise ConfigError(
             f"task {name!r}: {examples:,} examples of up to {max_len:,} positions "
             f"({examples * max_len:,}) exceed the limit of {MAX_TOKENS:,} positions; "
             "lower the example counts or the length"
@@ -235,7 +236,7 @@ def _check_total(name: str, params: TaskParams, max_len: int) -> None:
 def check_length(source: str, max_len: int) -> None:
     """``ValueError`` when sequences of ``max_len`` positions pass ``MAX_LEN``."""
     if max_len > MAX_LEN:
-        raise ValueError(
+        raise ConfigError(
             f"{source}: sequences of {max_len:,} positions exceed the limit of {MAX_LEN:,}; "
             "use shorter sequences"
         )

@@ -24,13 +24,14 @@ from typing import Any
 import torch
 
 from globalconv.core import io
+from globalconv.core.errors import InputError
 
 FILENAME = "checkpoint.pt"
 MAGIC = b"globalconv-ckpt\x01"
 FORMAT = 1
 
 
-class CheckpointError(ValueError):
+class CheckpointError(InputError):
     """A checkpoint that cannot be used: missing, damaged, or from a different run."""
 
 
