@@ -20,12 +20,12 @@ then run on it. A length-free kind sets ``length_free = True`` and overrides ``t
 
 Lengths. Without resampling a kernel is a table over absolute offsets: ``kernel(n)`` for n < K
 (K = max_len) is the first n taps of ``kernel(K)`` (its centre 2n-1 rows in ``full`` mode), so the
-operator's padding semantics hold as they are, and n > K is a ``ValueError``, never a silent
-truncation. Length-free kinds (``implicit``) evaluate at the new positions. With
-``resample=True`` the other kinds produce ``kernel(n)`` for every n != K from their K-tap kernel
-by their own resampling rule (``resampling`` names it), keeping the kernel's sum, i.e. its gain
-at frequency 0; the kernel then depends on n itself, so ``convolve`` gives each sequence the
-kernel of its own true length.
+operator's padding semantics hold as they are, and n > K is a ``SequenceTooLongError`` (a
+``ValueError``), never a silent truncation. Length-free kinds (``implicit``) evaluate at the new
+positions. With ``resample=True`` the other kinds produce ``kernel(n)`` for every n != K from
+their K-tap kernel by their own resampling rule (``resampling`` names it), keeping the kernel's
+sum, i.e. its gain at frequency 0; the kernel then depends on n itself, so ``convolve`` gives
+each sequence the kernel of its own true length.
 
 Options every kind takes: ``resample`` (above), ``lr`` and ``weight_decay`` (optimiser hints:
 stored as ``param._optim = {"lr": ..., "weight_decay": ...}`` on each of the kernel's parameters,
