@@ -23,13 +23,15 @@ test: $(STAMP)
 test-all: $(STAMP)
 	$(BIN)/python -m pytest -q -m ''
 
+# ruff, then the import contracts of pyproject.toml ([tool.importlinter]: imports run one way)
 lint: $(STAMP)
-	$(BIN)/ruff check src tests
-	$(BIN)/ruff format --check src tests
+	$(BIN)/ruff check src tests reference
+	$(BIN)/ruff format --check src tests reference
+	$(BIN)/lint-imports
 
 format: $(STAMP)
-	$(BIN)/ruff check --fix src tests
-	$(BIN)/ruff format src tests
+	$(BIN)/ruff check --fix src tests reference
+	$(BIN)/ruff format src tests reference
 
 bench: $(STAMP)
 	$(BIN)/globalconv bench op

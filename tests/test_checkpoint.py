@@ -9,7 +9,8 @@ import pytest
 import torch
 
 import globalconv
-from globalconv.train import checkpoint, io
+from globalconv.core import io
+from globalconv.train import checkpoint
 from globalconv.train.checkpoint import CheckpointError
 
 
@@ -78,7 +79,8 @@ def test_crash_between_write_and_rename_keeps_the_previous_checkpoint(tmp_path, 
 SAVER = """
 import os, signal, sys
 import torch
-from globalconv.train import checkpoint, io
+from globalconv.core import io
+from globalconv.train import checkpoint
 
 path, point = sys.argv[1], sys.argv[2]
 checkpoint.save(path, {"w": torch.full((1000,), 1.0), "step": 1}, {"step": 1})

@@ -19,8 +19,8 @@ from globalconv import hf, tasks  # noqa: E402
 from globalconv.cli import main  # noqa: E402
 from globalconv.config import ModelConfig  # noqa: E402
 from globalconv.hf.finetune import finetune  # noqa: E402
-from globalconv.hf.hub import HubTransformer  # noqa: E402
 from globalconv.models import Transformer  # noqa: E402
+from globalconv.models.hub import HubTransformer  # noqa: E402
 
 VOCAB, L = 64, 16
 transformers.utils.logging.disable_progress_bar()

@@ -6,6 +6,7 @@ import torch
 from globalconv import config as C
 from globalconv.config import ModelConfig
 from globalconv.models import Transformer
+from globalconv.models.transformer import resolved_positions
 
 
 def test_layout_from_a_comma_list_sets_mixer_depth_and_per_mixer_options():
@@ -23,7 +24,7 @@ def test_layout_from_a_comma_list_sets_mixer_depth_and_per_mixer_options():
         ("attention", {"heads": 8}),
         ("global_conv", {}),
     ]
-    assert cfg.resolved_positions() == "sinusoidal"  # a layer attends
+    assert resolved_positions(cfg) == "sinusoidal"  # a layer attends
     assert C.parse({"model": cfg.model_dump(mode="json")}).model == cfg  # saved configs reload
 
 

@@ -7,7 +7,7 @@ import torch
 from matplotlib.image import imread
 
 from globalconv import cli
-from globalconv.kernels.lengths import motif_majority
+from globalconv.analysis.lengths import motif_majority
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -24,8 +24,8 @@ def implicit_run(tmp_path_factory):
 def untrained_run(path, *overrides):
     """A run directory as train writes it, from an untrained model (no data generated)."""
     from globalconv import config, tasks
+    from globalconv.core import io
     from globalconv.models import build_model
-    from globalconv.train import io
 
     cfg = config.load(None, ["model.d_model=8", *overrides])
     model = build_model(cfg.model, tasks.build(cfg.task.name, cfg.task.params).spec)
@@ -132,7 +132,7 @@ def test_lengths_command_rejects_bad_input(capsys):
 
 @pytest.mark.slow
 def test_lengths_experiment_learns_the_task_at_the_training_length():
-    from globalconv.kernels.lengths import run
+    from globalconv.analysis.lengths import run
 
     results = run(models=["explicit", "implicit"], steps=400, n_test=200, progress=False)
     for label in ["explicit", "implicit"]:

@@ -8,6 +8,7 @@ import torch.nn.functional as F
 
 from globalconv import kernels, mixers, ops
 from globalconv.config import ModelConfig
+from globalconv.core.errors import SequenceTooLongError
 from globalconv.kernels.frequency import FrequencyKernel
 from globalconv.models import Transformer
 from globalconv.train import parameter_groups
@@ -64,7 +65,7 @@ def test_without_resampling_shorter_is_a_crop_and_longer_an_error(kind, mode):
             longer[2 * K : 4 * K - 1] if mode == "full" else longer[:K], full
         )
     else:
-        with pytest.raises(ValueError, match=f"exceeds max_len={K}; set resample=True"):
+        with pytest.raises(SequenceTooLongError, match=f"exceeds max_len={K}; set resample=True"):
             kernel(K + 1)
 
 
@@ -281,8 +282,13 @@ def test_resampling_mixer_gives_each_sequence_its_own_length_kernel():
 
 
 def test_longer_input_is_a_clear_error_without_resampling():
-    with pytest.raises(ValueError, match=f"global_conv: sequence length {K + 8} exceeds max_len"):
+    with pytest.raises(SequenceTooLongError, match=f"global_conv: sequence length {K + 8} exceeds"):
         conv_mixer("frequency")(torch.randn(1, K + 8, D, dtype=torch.float64))
+    # the model refuses first, with the same type (the length study reads it as "n/a")
+    for cfg in [ModelConfig(d_model=8), ModelConfig(mixer="attention", positions="learned")]:
+        model = Transformer(cfg, max_len=K, num_outputs=2, vocab_size=5)
+        with pytest.raises(SequenceTooLongError, match=f"input length {K + 1} exceeds"):
+            model(torch.zeros(1, K + 1, dtype=torch.long))
     for kind, opts in [("implicit", {}), ("multiscale", {"resample": True})]:
         mixer = conv_mixer(kind, **opts)
         assert mixer.length_free

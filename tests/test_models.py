@@ -1,6 +1,7 @@
 import pytest
 import torch
 
+from globalconv import mixers
 from globalconv.config import ModelConfig
 from globalconv.models import Transformer
 from globalconv.models.transformer import sinusoidal_positions
@@ -53,6 +54,20 @@ def test_positions_default_follows_the_mixer_and_is_configurable():
     assert model("attention").positions == "sinusoidal"
     assert model("global_conv").positions == "none"
     assert model("global_conv", positions="learned").positions == "learned"
+
+
+def test_positions_default_asks_the_mixer_class_not_its_name():
+    @mixers.register_mixer("_order_blind")
+    class OrderBlind(mixers.get("fnet")):
+        needs_positions = True
+
+    try:
+        assert model("_order_blind").positions == "sinusoidal"
+    finally:
+        mixers.base._REGISTRY.unregister("_order_blind")
+    assert [name for name in mixers.available() if mixers.get(name).needs_positions] == [
+        "attention"
+    ]
 
 
 def test_sinusoidal_positions_match_the_paper():

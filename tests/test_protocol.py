@@ -6,7 +6,8 @@ import pytest
 
 from globalconv import cli
 from globalconv.analysis import report, suite, verdicts
-from globalconv.train import io, protocol
+from globalconv.core import io
+from globalconv.train import protocol
 
 BASE = {
     "task": {"name": "mqar", "params": {"num_train": 200, "num_test": 50}, "valid_fraction": 0.2},

@@ -1,8 +1,10 @@
 """Command line: ``globalconv train``, ``globalconv compare``, and the commands of
 ``COMMAND_MODULES`` (eval, sweep, runs, ...).
 
-Bad input (config keys, values, files) prints one line naming the problem and exits with 2;
-an interrupted training run (Ctrl-C) saves its checkpoint and exits with 130.
+Exit codes: bad input (config keys and values, data, run files, checkpoints: the project's
+``InputError`` types) prints one line naming the problem and exits with 2; a run whose loss
+diverged prints one line and exits with 3; an interrupted training run (Ctrl-C) saves its
+checkpoint and exits with 130. Any other exception is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -19,6 +21,9 @@ from typing import Any
 
 from globalconv import config as configuration
 from globalconv.arguments import positive_int
+from globalconv.core.errors import DivergedError, InputError
+
+DIVERGED = 3  # the exit code of a run whose training loss became NaN or infinite
 
 EXAMPLES = """examples:
   globalconv train model.mixer=global_conv train.steps=500
@@ -146,8 +151,8 @@ COMMAND_MODULES: list[str] = [
     "globalconv.train.evaluation",
     "globalconv.train.sweep",
     "globalconv.train.runs",
-    "globalconv.kernels.plot",
-    "globalconv.kernels.lengths",
+    "globalconv.analysis.kernel_plots",
+    "globalconv.analysis.lengths",
     "globalconv.tasks.catalog",
     "globalconv.analysis.report",
     "globalconv.analysis.bench_op",
@@ -183,7 +188,8 @@ def _load(args: argparse.Namespace, extra: list[str] | None = None) -> configura
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from globalconv.train import io, train
+    from globalconv.core import io
+    from globalconv.train import train
 
     if args.resume:
         if args.config or args.seeds or args.overwrite:
@@ -197,7 +203,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             )
         out = Path(args.resume)
         if not (out / "config.json").is_file():
-            raise FileNotFoundError(f"{out} has no config.json: not a run directory")
+            raise io.MissingRunFileError(f"{out} has no config.json: not a run directory")
         io.read_json(out / "config.json")  # damaged: an error naming it
         args.config = str(out / "config.json")
         summary = train(_load(args), out, progress=not args.quiet, resume=True)
@@ -255,7 +261,8 @@ COMPARE_EXAMPLES = """examples:
 
 def cmd_compare(args: argparse.Namespace) -> int:
     from globalconv.analysis import suite
-    from globalconv.train import executors, io, sweep
+    from globalconv.core import io
+    from globalconv.train import executors, sweep
 
     if args.list:
         print(suite.describe())
@@ -421,9 +428,12 @@ def main(argv: list[str] | None = None) -> int:
             import torch  # noqa: F401  (every command uses it: loaded here, under the guard)
         command = f"globalconv {args.command}"
         return args.func(args)
-    except (configuration.ConfigError, ValueError, FileNotFoundError) as err:
+    except InputError as err:
         print(f"{command}: error: {err}", file=sys.stderr)
         return 2
+    except DivergedError as err:
+        print(f"{command}: diverged: {err}", file=sys.stderr)
+        return DIVERGED
     except KeyboardInterrupt as err:
         print(f"{command}: {str(err) or 'interrupted'}", file=sys.stderr)
         return 130

@@ -22,9 +22,8 @@ from pydantic import (
     model_validator,
 )
 
-
-class ConfigError(ValueError):
-    """A configuration problem, phrased for the user (the CLI exits with code 2)."""
+from globalconv.core.errors import ConfigError
+from globalconv.core.settings import Problem, one_line, set_dotted
 
 
 class Strict(BaseModel):
@@ -35,6 +34,22 @@ class Strict(BaseModel):
 
 
 HYBRID = "hybrid"  # model.mixer of a per-layer layout (model.layers)
+
+
+def _mixer_registry():
+    """The registry that mixer names and options are checked against. Imported when a config
+    is validated, not with this module: it loads torch, and a config file is read without it."""
+    from globalconv import mixers
+
+    return mixers
+
+
+def _known_mixer_name(name: str, where: str = "") -> str:
+    registry = _mixer_registry()
+    if name not in registry.available():
+        available = ", ".join(registry.available())
+        raise ValueError(f"{where}unknown mixer {name!r}; available: {available}")
+    return name
 
 
 class ModelConfig(Strict):
@@ -55,17 +70,15 @@ class ModelConfig(Strict):
     norm: Literal["post", "pre"] = "post"
     activation: Literal["relu", "gelu"] = "relu"
     positions: Literal["sinusoidal", "learned", "none"] | None = Field(
-        None, description="default: sinusoidal when any layer is attention, none otherwise"
+        None,
+        description="default: sinusoidal when any layer's mixer needs positions (attention), "
+        "none otherwise",
     )
 
     @field_validator("mixer")
     @classmethod
     def _known_mixer(cls, name: str) -> str:
-        from globalconv import mixers
-
-        if name != HYBRID and name not in mixers.available():
-            raise ValueError(f"unknown mixer {name!r}; available: {', '.join(mixers.available())}")
-        return name
+        return name if name == HYBRID else _known_mixer_name(name)
 
     @model_validator(mode="before")
     @classmethod
@@ -83,12 +96,10 @@ class ModelConfig(Strict):
 
     @model_validator(mode="after")
     def _hybrid_layout(self) -> ModelConfig:
-        from globalconv import mixers
-
         if self.layers is None:
             if self.mixer == HYBRID:
                 raise ValueError("mixer 'hybrid' needs a layout, e.g. layers=global_conv,attention")
-            mixers.check_options(self.mixer, self.mixer_options)
+            _mixer_registry().check_options(self.mixer, self.mixer_options)
             return self
         if self.mixer != HYBRID:
             raise ValueError(
@@ -105,11 +116,7 @@ class ModelConfig(Strict):
         for entry in self.layers:
             if isinstance(entry, dict) and "mixer" not in entry:
                 raise ValueError(f"layer {entry} needs a 'mixer' key naming its mixer")
-            name = entry if isinstance(entry, str) else entry["mixer"]
-            if name not in mixers.available():
-                raise ValueError(
-                    f"layers: unknown mixer {name!r}; available: {', '.join(mixers.available())}"
-                )
+            _known_mixer_name(entry if isinstance(entry, str) else entry["mixer"], "layers: ")
         used = {name for name, _ in self.layer_mixers()}
         for name, opts in self.mixer_options.items():
             if name not in used or not isinstance(opts, dict):
@@ -118,7 +125,7 @@ class ModelConfig(Strict):
                     f"(e.g. mixer_options.attention.heads=8); got key {name!r}"
                 )
         for name, opts in self.layer_mixers():
-            mixers.check_options(name, opts)
+            _mixer_registry().check_options(name, opts)
         return self
 
     def layer_mixers(self) -> list[tuple[str, dict[str, Any]]]:
@@ -132,12 +139,6 @@ class ModelConfig(Strict):
             shared = self.mixer_options.get(name, {})
             result.append((name, {**(shared if isinstance(shared, dict) else {}), **own}))
         return result
-
-    def resolved_positions(self) -> str:
-        if self.positions is not None:
-            return self.positions
-        uses_attention = any(name == "attention" for name, _ in self.layer_mixers())
-        return "sinusoidal" if uses_attention else "none"
 
     def resolved_d_ff(self) -> int:
         return self.d_ff if self.d_ff is not None else 4 * self.d_model
@@ -253,17 +254,11 @@ class MatchConfig(Strict):
     @field_validator("reference")
     @classmethod
     def _known_reference(cls, name: str) -> str:
-        from globalconv import mixers
-
-        if name not in mixers.available():
-            raise ValueError(f"unknown mixer {name!r}; available: {', '.join(mixers.available())}")
-        return name
+        return _known_mixer_name(name)
 
     @model_validator(mode="after")
     def _reference_options(self) -> MatchConfig:
-        from globalconv import mixers
-
-        mixers.check_options(self.reference, self.reference_options)
+        _mixer_registry().check_options(self.reference, self.reference_options)
         return self
 
 
@@ -324,14 +319,7 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
             value = parse_yaml(raw) if raw else ""
         except yaml.YAMLError as err:
             raise ConfigError(f"override {item!r}: value is not valid YAML ({err})") from None
-        node = data
-        parts = key.split(".")
-        for part in parts[:-1]:
-            child = node.setdefault(part, {})
-            if not isinstance(child, dict):
-                raise ConfigError(f"override {item!r}: {part!r} is a value, not a section")
-            node = child
-        node[parts[-1]] = value
+        set_dotted(data, key, value, context=f"override {item!r}")
     return data
 
 
@@ -344,20 +332,15 @@ def parse(data: dict[str, Any]) -> RunConfig:
 
 
 def describe(err: ValidationError) -> str:
-    problems = []
-    for e in err.errors():
-        key = ".".join(str(p) for p in e["loc"]) or "config"
-        if e["type"] == "extra_forbidden":
-            allowed = ", ".join(_fields_at(e["loc"][:-1]))
-            problems.append(f"unknown key {key!r}; allowed here: {allowed}")
-        else:
-            message = e["msg"].removeprefix("Value error, ")
-            got = e.get("input")
-            # a whole section as "input" (cross-field checks) says nothing the message doesn't
-            problems.append(
-                f"{key}: {message}" + ("" if isinstance(got, dict) else f" (got {got!r})")
-            )
-    return "; ".join(problems)
+    def phrase(problem: Problem) -> str:
+        key = problem.key or "config"
+        if problem.unknown:
+            return f"unknown key {key!r}; allowed here: {', '.join(_fields_at(problem.loc[:-1]))}"
+        # a whole section as "input" (cross-field checks) says nothing the message doesn't
+        got = "" if isinstance(problem.got, dict) else f" (got {problem.got!r})"
+        return f"{key}: {problem.message}{got}"
+
+    return one_line(err, phrase)
 
 
 def _fields_at(loc: tuple) -> list[str]:

@@ -10,6 +10,8 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import ConfigDict, TypeAdapter, ValidationError
 
+from globalconv.core.errors import ConfigError
+
 T = TypeVar("T", bound=type)
 
 
@@ -40,7 +42,7 @@ class Registry(Generic[T]):
 
     def get(self, name: str) -> T:
         if name not in self._classes:
-            raise ValueError(
+            raise ConfigError(
                 f"unknown {self.kind} {name!r}; available: {', '.join(self.available())}"
             )
         return self._classes[name]
@@ -68,12 +70,12 @@ def check_options(owner: str, functions: list[Callable], given: dict[str, Any]) 
     unknown = sorted(set(given) - set(annotations))
     if unknown:
         listed = ", ".join(annotations) or "none"
-        raise ValueError(f"{owner} has no option {', '.join(unknown)}; allowed: {listed}")
+        raise ConfigError(f"{owner} has no option {', '.join(unknown)}; allowed: {listed}")
     checked = {}
     for name, value in given.items():
         try:
             checked[name] = _adapter(annotations[name]).validate_python(value)
         except ValidationError as err:
             reasons = "; ".join(dict.fromkeys(e["msg"] for e in err.errors()))
-            raise ValueError(f"{owner} option {name}: {reasons} (got {value!r})") from None
+            raise ConfigError(f"{owner} option {name}: {reasons} (got {value!r})") from None
     return checked

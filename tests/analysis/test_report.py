@@ -7,7 +7,8 @@ import pytest
 
 from globalconv import cli, config
 from globalconv.analysis import report
-from globalconv.train import io, train
+from globalconv.core import io
+from globalconv.train import train
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

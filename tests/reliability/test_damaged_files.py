@@ -4,7 +4,7 @@
 import pytest
 
 from globalconv import cli
-from globalconv.train import io
+from globalconv.core import io
 
 from .conftest import TINY
 

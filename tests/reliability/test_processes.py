@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from globalconv import cli
-from globalconv.train import io, lock
+from globalconv.core import io
+from globalconv.train import lock
 
 from .conftest import TINY
 

@@ -29,7 +29,8 @@ from typing import Any
 import torch
 
 from globalconv.analysis import bench
-from globalconv.train import io
+from globalconv.core import io
+from globalconv.core.errors import ConfigError
 
 PARTS = ("op", "mixers", "flash", "suite", "report")
 SIZES = [2**k for k in range(10, 17)]  # 1K .. 64K
@@ -133,10 +134,10 @@ def run(args: argparse.Namespace) -> int:
     parts = [t.strip() for t in args.parts.split(",") if t.strip()]
     unknown = [t for t in parts if t not in PARTS]
     if not parts or unknown:
-        raise ValueError(f"--parts takes {', '.join(PARTS)}; got {args.parts!r}")
+        raise ConfigError(f"--parts takes {', '.join(PARTS)}; got {args.parts!r}")
     args.parts = [t for t in PARTS if t in parts]  # always in the order above
     if args.dim < 1 or (args.suite_steps is not None and args.suite_steps < 1):
-        raise ValueError("--dim and --suite-steps must be >= 1")
+        raise ConfigError("--dim and --suite-steps must be >= 1")
     commands = plan(args)
     if args.dry_run:
         for part, argv in commands:
@@ -146,7 +147,7 @@ def run(args: argparse.Namespace) -> int:
             )
         return 0
     if not args.device.startswith("cuda") or not torch.cuda.is_available():
-        raise ValueError(
+        raise ConfigError(
             f"globalconv bench gpu needs a CUDA device (got --device {args.device}, CUDA "
             f"available: {torch.cuda.is_available()}); --dry-run shows what it would run"
         )

@@ -23,7 +23,8 @@ import torch
 from globalconv import mixers
 from globalconv.analysis import bench
 from globalconv.arguments import nonnegative_int, positive_float, positive_int
-from globalconv.train import io
+from globalconv.core import io
+from globalconv.core.errors import ConfigError
 
 PASSES = ("forward", "forward+backward")
 
@@ -264,15 +265,15 @@ def run(args: argparse.Namespace) -> int:
     )
     unknown = [m for m in names if m not in mixers.available()]
     if not names or unknown:
-        raise ValueError(
+        raise ConfigError(
             f"unknown mixer(s) {', '.join(unknown) or '(none)'}; available: "
             f"{', '.join(mixers.available())}"
         )
     args.passes = [p.strip() for p in args.passes.split(",")]
     if not set(args.passes) <= set(PASSES) or not args.passes:
-        raise ValueError(f"--passes takes {', '.join(PASSES)}, got {args.passes}")
+        raise ConfigError(f"--passes takes {', '.join(PASSES)}, got {args.passes}")
     if args.device.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError("--device cuda asked for, but no CUDA device is available; use cpu")
+        raise ConfigError("--device cuda asked for, but no CUDA device is available; use cpu")
     if args.threads:
         torch.set_num_threads(args.threads)
     args.mixers = sorted(names, key=lambda n: n != "attention")  # the reference first

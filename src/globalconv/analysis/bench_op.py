@@ -38,6 +38,7 @@ import torch.nn.functional as F
 from globalconv.analysis import bench
 from globalconv.analysis.bench import format_table, ms, ratio
 from globalconv.arguments import nonnegative_int, positive_int
+from globalconv.core.errors import ConfigError
 
 PARTS = ("table", "breakdown", "crossover", "memory", "model")
 CROSSOVER_LENGTHS = [2**i for i in range(3, 15)]  # 8 .. 16384
@@ -579,13 +580,15 @@ def run(args: argparse.Namespace) -> int:
     for name in ("batch", "dim", "heads", "repeats", "model_len", "model_batch", "model_layers",
                  "model_steps"):  # fmt: skip
         if getattr(args, name) < 1:
-            raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+            raise ConfigError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
     if args.warmup < 0:
-        raise ValueError(f"--warmup must be >= 0, got {args.warmup}")
+        raise ConfigError(f"--warmup must be >= 0, got {args.warmup}")
     if args.dim % args.heads:
-        raise ValueError(f"--dim {args.dim} must be divisible by --heads {args.heads}")
+        raise ConfigError(f"--dim {args.dim} must be divisible by --heads {args.heads}")
     if args.device.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError("--device cuda asked for, but torch sees no CUDA device; use --device cpu")
+        raise ConfigError(
+            "--device cuda asked for, but torch sees no CUDA device; use --device cpu"
+        )
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
@@ -614,7 +617,7 @@ def run(args: argparse.Namespace) -> int:
             show(rows)
             results[name] = rows
     if args.json:
-        from globalconv.train import io
+        from globalconv.core import io
 
         io.write_json(args.json, results)
         print(f"\nwrote {args.json}")

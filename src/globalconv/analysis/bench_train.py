@@ -28,8 +28,9 @@ import torch.nn.functional as F
 from globalconv import config as configuration
 from globalconv import mixers
 from globalconv.analysis import bench
+from globalconv.core import io
+from globalconv.core.errors import ConfigError
 from globalconv.tasks import IGNORE_INDEX
-from globalconv.train import io
 
 # The study's shapes: what the quick and depth suites train, at d=64, 2 layers, batch 64.
 TASKS: dict[str, list[str]] = {
@@ -217,7 +218,7 @@ def _names(text: str, known: list[str], what: str) -> list[str]:
     names = [n.strip() for n in text.split(",") if n.strip()]
     unknown = [n for n in names if n not in known]
     if not names or unknown:
-        raise ValueError(
+        raise ConfigError(
             f"unknown {what} {', '.join(unknown) or '(none)'}; available: {', '.join(known)}"
         )
     return names
@@ -228,7 +229,7 @@ def run(args: argparse.Namespace) -> int:
     mixer_names = _names(args.mixers, mixers.available(), "mixer(s)")
     variants = _names(args.variants, list(VARIANTS), "variant(s)")
     if args.threads < 1 or args.repeats < 1 or args.warmup < 0 or args.amortise < 1:
-        raise ValueError("--threads, --repeats and --amortise must be >= 1, --warmup >= 0")
+        raise ConfigError("--threads, --repeats and --amortise must be >= 1, --warmup >= 0")
     torch.set_num_threads(args.threads)
     from globalconv.analysis.bench_mixers import device_name
     from globalconv.train.loop import task_data

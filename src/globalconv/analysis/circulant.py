@@ -43,6 +43,7 @@ import torch
 from torch import Tensor
 
 from globalconv.analysis.document import Heading, Paragraph, Table
+from globalconv.core.errors import ConfigError
 
 Structure = Literal["circulant", "toeplitz"]
 STRUCTURES: tuple[Structure, ...] = ("circulant", "toeplitz")
@@ -215,7 +216,7 @@ def measure_model(
     from globalconv.mixers.attention import Attention
 
     if samples < 1:
-        raise ValueError(f"samples must be >= 1, got {samples}")
+        raise ConfigError(f"samples must be >= 1, got {samples}")
     layers = [(name, m) for name, m in model.named_modules() if isinstance(m, Attention)]
     if not layers:
         raise ValueError("the model has no attention layers to measure")
@@ -268,10 +269,10 @@ def measure_run(run_dir: str | Path, *, samples: int = SAMPLES) -> list[HeadMeas
     """Every attention head of a trained run (config.json + model.safetensors), measured on up
     to ``samples`` sequences of each layer's most common length in its task's test split."""
     from globalconv import tasks
-    from globalconv.kernels.plot import load_run
+    from globalconv.analysis.kernel_plots import load_run
 
     if samples < 1:
-        raise ValueError(f"samples must be >= 1, got {samples}")
+        raise ConfigError(f"samples must be >= 1, got {samples}")
     cfg, model = load_run(run_dir)
     test = tasks.build(cfg.task.name, cfg.task.params).splits()["test"]
     L = test.inputs.shape[1]

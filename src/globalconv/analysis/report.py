@@ -39,10 +39,13 @@ from globalconv.analysis.document import (  # noqa: E402
     Paragraph,
     Table,
 )
+from globalconv.analysis.kernel_plots import load_run, plot_kernel  # noqa: E402
 from globalconv.analysis.literature import FINDINGS  # noqa: E402
 from globalconv.arguments import positive_int
-from globalconv.kernels.plot import load_run, plot_kernel  # noqa: E402
-from globalconv.train import io, protocol  # noqa: E402
+from globalconv.core import io  # noqa: E402
+from globalconv.core.io import MissingRunFileError, RunFileError
+from globalconv.core.stats import mean_std  # noqa: E402
+from globalconv.train import protocol  # noqa: E402
 from globalconv.train.records import read_metrics  # noqa: E402
 
 REFERENCE = "attention"
@@ -120,7 +123,7 @@ class Run:
     def score(self) -> float:
         key = "test_accuracy" if self.metric == "accuracy" else f"test_{self.metric}"
         if key not in self.summary:
-            raise ValueError(
+            raise RunFileError(
                 f"{self.path / 'summary.json'} has no {key!r}; rerun or remove the run"
             )
         return float(self.summary[key])
@@ -167,11 +170,7 @@ def collect_runs(root: Path) -> list[Run]:
     return runs
 
 
-def mean_std(values: list[float]) -> tuple[float, float]:
-    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
-
-
-def _fmt(mean: float, std: float, n: int, percent: bool) -> str:
+def _fmt(mean: float, std: float | None, n: int, percent: bool) -> str:
     scale = 100.0 if percent else 1.0
     text = f"{mean * scale:.2f}"
     return text + (f" ± {std * scale:.2f}" if n > 1 else "") + f" (n={n})"
@@ -191,7 +190,7 @@ def build_report(root: Path, out: Path, *, width: int = 256, reference: Path | N
     everything = collect_runs(root)
     runs = [r for r in everything if r.role == "result"]
     if not runs:
-        raise ValueError(
+        raise RunFileError(
             f"no runs under {root}: expected folders with summary.json (see globalconv train)"
         )
     out.mkdir(parents=True, exist_ok=True)
@@ -589,7 +588,7 @@ def speed_section(bench_files: list[Path], out: Path) -> list:
         try:
             data = json.loads(path.read_text())
         except json.JSONDecodeError as err:
-            raise ValueError(f"{path} is not valid JSON ({err}); rerun the benchmark") from None
+            raise RunFileError(f"{path} is not valid JSON ({err}); rerun the benchmark") from None
         for record in data.get("records", []):
             records.append({**record, "device": data.get("device", "?")})
         operator_blocks += operator_section(data)
@@ -835,7 +834,7 @@ def add_cli(subparsers: argparse._SubParsersAction) -> None:
 def _cmd_report(args: argparse.Namespace) -> int:
     root = Path(args.runs_dir)
     if not root.is_dir():
-        raise ValueError(f"runs directory {root} does not exist")
+        raise MissingRunFileError(f"runs directory {root} does not exist")
     reference = Path(args.reference) if args.reference else None
     out = Path(args.out) if args.out else root / "report"
     out = build_report(root, out, width=args.width, reference=reference)

@@ -7,7 +7,7 @@
 - ``globalconv finetune``: fine-tune a swapped model on a task, with frozen weights and
   distillation from the original (``globalconv.hf.finetune``);
 - ``globalconv.models.Transformer.save_pretrained`` / ``from_pretrained``: our own models in the
-  Hub format (``globalconv.hf.hub``).
+  Hub format (``globalconv.models.hub``).
 
 ``transformers`` and ``huggingface_hub`` are imported only when a function needs them.
 """

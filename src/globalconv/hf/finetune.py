@@ -32,6 +32,7 @@ from torch import Tensor, nn
 
 from globalconv import tasks
 from globalconv.config import ConfigError, apply_overrides
+from globalconv.core.errors import DivergedError
 from globalconv.hf.replace import MixerAttention, is_causal, replace_attention
 from globalconv.tasks import IGNORE_INDEX, Split, TaskSpec
 
@@ -41,25 +42,25 @@ DISTIL_TERMS = ("kl", "mse")
 def check_task(model: nn.Module, spec: TaskSpec, task_name: str) -> None:
     """A clear error if the model cannot be trained on the task as it is."""
     if spec.architecture != "encoder":
-        raise ValueError(f"task {task_name!r} is {spec.architecture}; finetune takes one stack")
+        raise ConfigError(f"task {task_name!r} is {spec.architecture}; finetune takes one stack")
     if spec.vocab_size is None:
-        raise ValueError(
+        raise ConfigError(
             f"task {task_name!r} has real-valued inputs; a transformers model takes token ids"
         )
     vocab = model.config.vocab_size
     if spec.vocab_size > vocab:
-        raise ValueError(
+        raise ConfigError(
             f"task {task_name!r} has {spec.vocab_size} token ids, the model's vocabulary "
             f"{vocab}; use a model with vocab_size >= {spec.vocab_size}"
         )
     positions = getattr(model.config, "max_position_embeddings", None)
     if positions is not None and spec.max_len > positions:
-        raise ValueError(
+        raise ConfigError(
             f"task {task_name!r} has sequences of {spec.max_len} tokens, the model at most "
             f"{positions}; set the task's length lower (e.g. -p seq_len={positions})"
         )
     if spec.causal and not is_causal(model):
-        raise ValueError(
+        raise ConfigError(
             f"task {task_name!r} predicts next tokens; a bidirectional model would see its "
             "targets: use a causal model (GPT-2, Llama, BERT with is_decoder)"
         )
@@ -84,7 +85,7 @@ def _logits(output: Any, spec: TaskSpec, task_name: str) -> Tensor:
             if spec.head == "token"
             else "one logit vector per sequence (a ...ForSequenceClassification)"
         )
-        raise ValueError(
+        raise ConfigError(
             f"task {task_name!r} needs {kind} with >= {spec.num_outputs} outputs; the model "
             f"gives logits of shape {tuple(logits.shape)}"
         )
@@ -106,13 +107,13 @@ class Objective:
     ) -> None:
         unknown = sorted(set(distil) - set(DISTIL_TERMS))
         if unknown:
-            raise ValueError(f"unknown distillation terms {unknown}; choose from {DISTIL_TERMS}")
+            raise ConfigError(f"unknown distillation terms {unknown}; choose from {DISTIL_TERMS}")
         if any(w < 0 for w in distil.values()) or task_weight < 0:
-            raise ValueError("loss weights must be >= 0")
+            raise ConfigError("loss weights must be >= 0")
         if distil and teacher is None:
-            raise ValueError("distillation needs a teacher (the model before the swap)")
+            raise ConfigError("distillation needs a teacher (the model before the swap)")
         if temperature <= 0:
-            raise ValueError(f"temperature must be > 0, got {temperature}")
+            raise ConfigError(f"temperature must be > 0, got {temperature}")
         self.spec, self.task_name = spec, task_name
         self.teacher, self.distil = teacher, distil
         self.temperature, self.task_weight = temperature, task_weight
@@ -169,7 +170,7 @@ def freeze_all_but_mixers(model: nn.Module) -> int:
     """Leave only the replaced layers' mixers trainable; returns their parameter count."""
     swapped = [m for m in model.modules() if isinstance(m, MixerAttention)]
     if not swapped:
-        raise ValueError("nothing to freeze around: the model has no replaced layers")
+        raise ConfigError("nothing to freeze around: the model has no replaced layers")
     model.requires_grad_(False)
     for layer in swapped:
         layer.mixer.requires_grad_(True)
@@ -198,7 +199,7 @@ def finetune(
     from globalconv.train.optim import parameter_groups
 
     if steps < 0 or batch_size < 1 or eval_examples < 1:
-        raise ValueError("steps must be >= 0, batch_size and eval_examples >= 1")
+        raise ConfigError("steps must be >= 0, batch_size and eval_examples >= 1")
     spec = task.spec
     check_task(model, spec, task.name)
     objective = Objective(
@@ -232,7 +233,7 @@ def finetune(
         terms = objective.terms(model, batch, targets)
         loss = objective.total(terms)
         if not torch.isfinite(loss):
-            raise ValueError(f"the loss diverged at step {step}; lower --lr")
+            raise DivergedError(f"the loss diverged at step {step}; lower --lr")
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], 1.0)

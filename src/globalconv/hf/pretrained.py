@@ -10,6 +10,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from globalconv.core.io import MissingRunFileError, RunFileError
 from globalconv.hf.replace import CONFIG_KEY, replace_attention
 
 
@@ -31,14 +32,14 @@ def load_model(directory: str | Path, **from_pretrained_kwargs: Any) -> nn.Modul
 
     directory = Path(directory)
     if not (directory / "config.json").is_file():
-        raise FileNotFoundError(
+        raise MissingRunFileError(
             f"{directory} has no config.json: give a directory written by save_pretrained"
         )
     config = transformers.AutoConfig.from_pretrained(directory, local_files_only=True)
     architectures = getattr(config, "architectures", None) or []
     cls = getattr(transformers, architectures[0], None) if architectures else None
     if cls is None:
-        raise ValueError(
+        raise RunFileError(
             f"{directory}/config.json names no transformers class in 'architectures' "
             f"({architectures}); load the model yourself and call replace_attention"
         )
@@ -58,14 +59,14 @@ def from_pretrained(directory: str | Path, model_class: type | None = None) -> n
     config = transformers.AutoConfig.from_pretrained(directory, local_files_only=True)
     replacements = getattr(config, CONFIG_KEY, None)
     if not replacements:
-        raise ValueError(
+        raise RunFileError(
             f"{directory} holds no model swapped by globalconv ({CONFIG_KEY} missing from "
             "config.json); load it with transformers' from_pretrained"
         )
     if model_class is None:
         model_class = getattr(transformers, (config.architectures or [""])[0], None)
         if model_class is None:
-            raise ValueError(f"{directory}/config.json names no transformers class")
+            raise RunFileError(f"{directory}/config.json names no transformers class")
     delattr(config, CONFIG_KEY)  # replayed below, call by call
     model = model_class(config)
     for spec in replacements:
@@ -83,7 +84,7 @@ def from_pretrained(directory: str | Path, model_class: type | None = None) -> n
     tied = _tied_names(model)
     missing = [name for name in missing if name not in tied]
     if missing or unexpected:
-        raise ValueError(
+        raise RunFileError(
             f"{directory}: weights do not fit the rebuilt model (missing {missing[:5]}, "
             f"unexpected {unexpected[:5]})"
         )
@@ -102,7 +103,7 @@ def _read_weights(directory: Path, load_file) -> dict[str, torch.Tensor]:
         for shard in shards:
             state.update(load_file(str(directory / shard)))
         return state
-    raise FileNotFoundError(f"{directory} has no model.safetensors (or its index)")
+    raise MissingRunFileError(f"{directory} has no model.safetensors (or its index)")
 
 
 def _tied_names(model: nn.Module) -> set[str]:

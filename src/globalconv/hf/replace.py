@@ -68,6 +68,7 @@ import torch
 from torch import Tensor, nn
 
 from globalconv import mixers
+from globalconv.core.errors import ConfigError
 
 SUPPORTED = ("bert", "gpt2", "llama")
 Projections = Literal["keep", "drop"]
@@ -243,7 +244,7 @@ def _sites(model: nn.Module) -> tuple[str, bool, list[_Site]]:
         return "layers", True, [_llama_site(block, config) for block in base.layers]
     if kind == "bert":
         return "encoder.layer", bool(config.is_decoder), [_bert_site(b) for b in base.encoder.layer]
-    raise ValueError(
+    raise ConfigError(
         f"replace_attention supports model_type {', '.join(SUPPORTED)} "
         f"(BERT, GPT-2, Llama classes of transformers); got {kind!r} ({type(model).__name__})"
     )
@@ -309,9 +310,9 @@ def replace_attention(
     Returns a report of what was replaced; ``model.config`` records the call for loading.
     """
     if projections not in ("keep", "drop"):
-        raise ValueError(f"projections must be 'keep' or 'drop', got {projections!r}")
+        raise ConfigError(f"projections must be 'keep' or 'drop', got {projections!r}")
     if not hasattr(model, "config") or not hasattr(model, "base_model"):
-        raise ValueError(
+        raise ConfigError(
             f"replace_attention takes a transformers PreTrainedModel, got {type(model).__name__}"
         )
     prefix, causal, sites = _sites(model)
@@ -319,14 +320,14 @@ def replace_attention(
     chosen = list(range(len(sites))) if layers is None else sorted(set(layers))
     bad = [i for i in chosen if not 0 <= i < len(sites)]
     if bad:
-        raise ValueError(f"layers {bad} out of range: the model has layers 0..{len(sites) - 1}")
+        raise ConfigError(f"layers {bad} out of range: the model has layers 0..{len(sites) - 1}")
     already = [i for i in chosen if isinstance(sites[i].old, MixerAttention)]
     if already:
-        raise ValueError(f"layers {already} are already replaced")
+        raise ConfigError(f"layers {already} are already replaced")
     if max_len is None:
         max_len = getattr(config, "max_position_embeddings", None)
         if max_len is None:
-            raise ValueError("the model's config has no max_position_embeddings: pass max_len=")
+            raise ConfigError("the model's config has no max_position_embeddings: pass max_len=")
     padding = _padding_mask(model)
     base_name = model.base_model_prefix if model.base_model is not model else ""
     report = ReplacementReport()

@@ -20,12 +20,12 @@ then run on it. A length-free kind sets ``length_free = True`` and overrides ``t
 
 Lengths. Without resampling a kernel is a table over absolute offsets: ``kernel(n)`` for n < K
 (K = max_len) is the first n taps of ``kernel(K)`` (its centre 2n-1 rows in ``full`` mode), so the
-operator's padding semantics hold as they are, and n > K is a ``ValueError``, never a silent
-truncation. Length-free kinds (``implicit``) evaluate at the new positions. With
-``resample=True`` the other kinds produce ``kernel(n)`` for every n != K from their K-tap kernel
-by their own resampling rule (``resampling`` names it), keeping the kernel's sum, i.e. its gain
-at frequency 0; the kernel then depends on n itself, so ``convolve`` gives each sequence the
-kernel of its own true length.
+operator's padding semantics hold as they are, and n > K is a ``SequenceTooLongError`` (a
+``ValueError``), never a silent truncation. Length-free kinds (``implicit``) evaluate at the new
+positions. With ``resample=True`` the other kinds produce ``kernel(n)`` for every n != K from
+their K-tap kernel by their own resampling rule (``resampling`` names it), keeping the kernel's
+sum, i.e. its gain at frequency 0; the kernel then depends on n itself, so ``convolve`` gives
+each sequence the kernel of its own true length.
 
 Options every kind takes: ``resample`` (above), ``lr`` and ``weight_decay`` (optimiser hints:
 stored as ``param._optim = {"lr": ..., "weight_decay": ...}`` on each of the kernel's parameters,
@@ -42,6 +42,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from globalconv import ops
+from globalconv.core.errors import ConfigError, SequenceTooLongError
 from globalconv.ops.conv import Backend, Mode
 from globalconv.registry import Registry
 from globalconv.registry import check_options as check_typed_options
@@ -73,9 +74,9 @@ class Kernel(nn.Module):
         if mode not in ops.MODES:
             raise ValueError(f"unknown mode {mode!r}; expected one of {', '.join(ops.MODES)}")
         if lr is not None and not lr > 0:
-            raise ValueError(f"{self.name} kernel: lr must be > 0, got {lr}")
+            raise ConfigError(f"{self.name} kernel: lr must be > 0, got {lr}")
         if weight_decay is not None and not weight_decay >= 0:
-            raise ValueError(f"{self.name} kernel: weight_decay must be >= 0, got {weight_decay}")
+            raise ConfigError(f"{self.name} kernel: weight_decay must be >= 0, got {weight_decay}")
         self.d_model = d_model
         self.max_len = max_len
         self.mode = mode
@@ -132,7 +133,7 @@ class Kernel(nn.Module):
         if self.resample and n != self.max_len:
             return self.resampled(n)
         if n > self.max_len:
-            raise ValueError(
+            raise SequenceTooLongError(
                 f"{self.name} kernel: sequence length {n} exceeds max_len={self.max_len}; "
                 f"set resample=True to resample the kernel ({self.resampling}) "
                 f"or build with max_len >= {n}"

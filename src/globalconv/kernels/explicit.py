@@ -30,6 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from globalconv.core.errors import ConfigError
 from globalconv.kernels.base import Kernel, register_kernel, stretch
 
 
@@ -39,11 +40,11 @@ class ExplicitKernel(Kernel):
 
     def setup(self, *, squash: float = 0.0, dropout: float = 0.0, smooth: int = 1) -> None:
         if squash < 0:
-            raise ValueError(f"explicit kernel: squash must be >= 0, got {squash}")
+            raise ConfigError(f"explicit kernel: squash must be >= 0, got {squash}")
         if not 0 <= dropout < 1:
-            raise ValueError(f"explicit kernel: dropout must be in [0, 1), got {dropout}")
+            raise ConfigError(f"explicit kernel: dropout must be in [0, 1), got {dropout}")
         if smooth < 1 or smooth % 2 == 0:
-            raise ValueError(f"explicit kernel: smooth must be an odd window >= 1, got {smooth}")
+            raise ConfigError(f"explicit kernel: smooth must be an odd window >= 1, got {smooth}")
         self.squash, self.dropout, self.smooth = squash, dropout, smooth
         R = self.rows(self.max_len)
         self.weight = nn.Parameter(torch.randn(R, self.d_model) / math.sqrt(R))  # (R, D)

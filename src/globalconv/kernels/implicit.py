@@ -32,6 +32,7 @@ import math
 import torch
 from torch import Tensor, nn
 
+from globalconv.core.errors import ConfigError
 from globalconv.kernels.base import Kernel, offsets, register_kernel
 
 
@@ -61,7 +62,7 @@ class ImplicitKernel(Kernel):
         decay: bool = True,
     ) -> None:
         if bands < 0 or width < 1 or depth < 1:
-            raise ValueError(
+            raise ConfigError(
                 f"implicit kernel: need bands >= 0, width >= 1, depth >= 1; "
                 f"got {bands}, {width}, {depth}"
             )

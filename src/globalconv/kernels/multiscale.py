@@ -30,6 +30,7 @@ import math
 import torch
 from torch import Tensor, nn
 
+from globalconv.core.errors import ConfigError
 from globalconv.kernels.base import Kernel, register_kernel
 
 
@@ -39,9 +40,9 @@ class MultiscaleKernel(Kernel):
 
     def setup(self, *, scale_taps: int = 16, decay: float = 0.5) -> None:
         if scale_taps < 2:
-            raise ValueError(f"multiscale kernel: scale_taps must be >= 2, got {scale_taps}")
+            raise ConfigError(f"multiscale kernel: scale_taps must be >= 2, got {scale_taps}")
         if not 0 < decay <= 1:
-            raise ValueError(f"multiscale kernel: decay must be in (0, 1], got {decay}")
+            raise ConfigError(f"multiscale kernel: decay must be in (0, 1], got {decay}")
         d, K = scale_taps, self.max_len
         S = 1 + max(0, math.ceil(math.log2(K / d)))
         self.scale_taps, self.decay, self.scales = d, decay, S

@@ -16,12 +16,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from globalconv.core.errors import ConfigError
 from globalconv.mixers.base import TokenMixer, register_mixer, valid_mask
 
 
 @register_mixer("attention")
 class Attention(TokenMixer):
     length_free = True
+    needs_positions = True  # permutation-equivariant: order reaches it only through positions
 
     def __init__(
         self,
@@ -34,7 +36,7 @@ class Attention(TokenMixer):
     ) -> None:
         super().__init__(d_model, max_len, causal)
         if heads < 1 or d_model % heads:
-            raise ValueError(f"attention: d_model={d_model} is not divisible by heads={heads}")
+            raise ConfigError(f"attention: d_model={d_model} is not divisible by heads={heads}")
         self.heads = heads
         self.dropout = dropout
         self.qkv = nn.Linear(d_model, 3 * d_model)

@@ -21,6 +21,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
+from globalconv.core.errors import ConfigError, SequenceTooLongError
 from globalconv.registry import Registry
 from globalconv.registry import check_options as check_typed_options
 
@@ -38,6 +39,9 @@ class TokenMixer(nn.Module):
     supports_causal: ClassVar[bool] = True
     supports_bidirectional: ClassVar[bool] = True
     length_free: ClassVar[bool] = False  # True: runs at any length, max_len is only a hint
+    # True: blind to order without position encodings, so a model adds them by default
+    # (model.positions unset)
+    needs_positions: ClassVar[bool] = False
 
     def __init__(self, d_model: int, max_len: int, causal: bool = False) -> None:
         super().__init__()
@@ -65,7 +69,7 @@ class TokenMixer(nn.Module):
 
     def check_length(self, L: int) -> None:
         if L > self.max_len:
-            raise ValueError(
+            raise SequenceTooLongError(
                 f"{self.name}: sequence length {L} exceeds max_len={self.max_len}; "
                 f"build the mixer with max_len >= {L}"
             )
@@ -168,9 +172,9 @@ def build(
     cls = get(name)
     opts = check_options(name, opts)
     if causal and not cls.supports_causal:
-        raise ValueError(f"mixer {name!r} cannot be causal; use it in bidirectional tasks")
+        raise ConfigError(f"mixer {name!r} cannot be causal; use it in bidirectional tasks")
     if not causal and not cls.supports_bidirectional:
-        raise ValueError(f"mixer {name!r} is causal only; use it in causal tasks")
+        raise ConfigError(f"mixer {name!r} is causal only; use it in causal tasks")
     return cls(d_model, max_len, causal, **opts)
 
 

@@ -37,6 +37,7 @@ from typing import Any
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from globalconv.core.errors import ConfigError
 from globalconv.mixers.base import register_mixer, valid_mask
 from globalconv.mixers.global_conv import GlobalConv
 
@@ -53,9 +54,9 @@ class BaseConv(GlobalConv):
         **options: Any,
     ) -> None:
         if short_kernel < 1:
-            raise ValueError(f"baseconv: short_kernel must be >= 1, got {short_kernel}")
+            raise ConfigError(f"baseconv: short_kernel must be >= 1, got {short_kernel}")
         if not causal and short_kernel % 2 == 0:
-            raise ValueError(
+            raise ConfigError(
                 f"baseconv: a bidirectional (centred) short_kernel must be odd, got {short_kernel}"
             )
         super().__init__(d_model, max_len, causal, **options)

@@ -30,6 +30,7 @@ import torch
 from torch import Tensor, nn
 
 from globalconv import kernels, ops
+from globalconv.core.errors import ConfigError, SequenceTooLongError
 from globalconv.mixers.base import TokenMixer, register_mixer
 from globalconv.ops.conv import Backend
 
@@ -51,14 +52,16 @@ class GlobalConv(TokenMixer):
     ) -> None:
         super().__init__(d_model, max_len, causal)
         if backend not in ops.BACKENDS:
-            raise ValueError(f"global_conv: unknown backend {backend!r}; expected {ops.BACKENDS}")
+            raise ConfigError(f"global_conv: unknown backend {backend!r}; expected {ops.BACKENDS}")
         if padding not in (None, "circular", "zero"):
-            raise ValueError(f"global_conv: padding must be 'circular' or 'zero', got {padding!r}")
+            raise ConfigError(f"global_conv: padding must be 'circular' or 'zero', got {padding!r}")
         if causal and padding == "circular":
-            raise ValueError("global_conv: a causal convolution cannot wrap; drop padding=circular")
+            raise ConfigError(
+                "global_conv: a causal convolution cannot wrap; drop padding=circular"
+            )
         kernel_options = dict(kernel_options or {})
         if "resample" in kernel_options:
-            raise ValueError("global_conv: set resample on the mixer, not in kernel_options")
+            raise ConfigError("global_conv: set resample on the mixer, not in kernel_options")
         self.backend = backend
         self.mode = "causal" if causal else "full" if padding == "zero" else "circular"
         self.kernel = kernels.build(
@@ -75,7 +78,7 @@ class GlobalConv(TokenMixer):
     def forward(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:  # (B, L, D)
         L = x.shape[1]
         if not self.kernel.runs_at(L):
-            raise ValueError(
+            raise SequenceTooLongError(
                 f"global_conv: sequence length {L} exceeds max_len={self.max_len}; set "
                 f"resample=True (the {self.kernel.name} kernel is then resampled: "
                 f"{self.kernel.resampling}), use kernel=implicit, or build with max_len >= {L}"

@@ -46,6 +46,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from globalconv import kernels, ops
+from globalconv.core.errors import ConfigError, SequenceTooLongError
 from globalconv.mixers.base import TokenMixer, register_mixer, valid_mask
 from globalconv.ops.conv import Backend
 
@@ -66,22 +67,22 @@ class Hyena(TokenMixer):
     ) -> None:
         super().__init__(d_model, max_len, causal)
         if order < 2 or short_kernel < 1:
-            raise ValueError(
+            raise ConfigError(
                 f"hyena: order must be >= 2 (order N has N-1 long filters) and short_kernel "
                 f">= 1, got {order} and {short_kernel}"
             )
         kernel_options = dict(kernel_options or {})
         if kernel_options.get("resample"):
-            raise ValueError(
+            raise ConfigError(
                 "hyena: resampled kernels are not supported here; use kernel=implicit, which "
                 "runs at any length"
             )
         if not causal and short_kernel % 2 == 0:
-            raise ValueError(
+            raise ConfigError(
                 f"hyena: a bidirectional (centred) short_kernel must be odd, got {short_kernel}"
             )
         if backend not in ops.BACKENDS:
-            raise ValueError(f"hyena: unknown backend {backend!r}; expected {ops.BACKENDS}")
+            raise ConfigError(f"hyena: unknown backend {backend!r}; expected {ops.BACKENDS}")
         self.order = order
         self.backend = backend
         self.mode = "causal" if causal else "full"
@@ -105,7 +106,7 @@ class Hyena(TokenMixer):
     def forward(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:  # (B, L, D)
         L = x.shape[1]
         if not self.filter.runs_at(L):
-            raise ValueError(
+            raise SequenceTooLongError(
                 f"hyena: sequence length {L} exceeds max_len={self.max_len} of its "
                 f"{self.filter.name} kernel; use kernel=implicit or build with max_len >= {L}"
             )

@@ -31,6 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from globalconv.core.errors import ConfigError
 from globalconv.mixers.base import TokenMixer, register_mixer, valid_mask
 
 
@@ -50,16 +51,16 @@ class _ShortConv(TokenMixer):
     ) -> None:
         super().__init__(d_model, max_len, causal)
         if kernel_size < 1:
-            raise ValueError(f"{self.name}: kernel_size must be >= 1, got {kernel_size}")
+            raise ConfigError(f"{self.name}: kernel_size must be >= 1, got {kernel_size}")
         if not causal and kernel_size % 2 == 0:
-            raise ValueError(
+            raise ConfigError(
                 f"{self.name}: a bidirectional (centred) kernel needs an odd kernel_size, "
                 f"got {kernel_size}; use {kernel_size + 1}"
             )
         if heads < 1 or d_model % heads:
-            raise ValueError(f"{self.name}: d_model={d_model} is not divisible by heads={heads}")
+            raise ConfigError(f"{self.name}: d_model={d_model} is not divisible by heads={heads}")
         if not 0.0 <= weight_dropout < 1.0:
-            raise ValueError(
+            raise ConfigError(
                 f"{self.name}: weight_dropout must lie in [0, 1), got {weight_dropout}"
             )
         self.kernel_size = kernel_size

@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from globalconv.core.errors import ConfigError
 from globalconv.mixers.base import TokenMixer, register_mixer, valid_mask
 
 
@@ -39,7 +40,7 @@ class MLPMixer(TokenMixer):
         super().__init__(d_model, max_len, causal)
         self.hidden = hidden if hidden is not None else max(1, d_model // 2)
         if self.hidden < 1:
-            raise ValueError(f"mlp_mixer: hidden must be >= 1, got {hidden}")
+            raise ConfigError(f"mlp_mixer: hidden must be >= 1, got {hidden}")
         self.up = nn.Linear(max_len, self.hidden)  # W1 (H, max_len), b1 (H,)
         self.down = nn.Linear(self.hidden, max_len)  # W2 (max_len, H), b2 (max_len,)
 

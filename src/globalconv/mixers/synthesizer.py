@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from globalconv.core.errors import ConfigError
 from globalconv.mixers.base import TokenMixer, register_mixer, valid_mask
 
 
@@ -38,7 +39,7 @@ class _Synthesizer(TokenMixer):
     def __init__(self, d_model: int, max_len: int, causal: bool, heads: int) -> None:
         super().__init__(d_model, max_len, causal)
         if heads < 1 or d_model % heads:
-            raise ValueError(f"{self.name}: d_model={d_model} is not divisible by heads={heads}")
+            raise ConfigError(f"{self.name}: d_model={d_model} is not divisible by heads={heads}")
         self.heads = heads
         self.value = nn.Linear(d_model, d_model)
         self.out = nn.Linear(d_model, d_model)

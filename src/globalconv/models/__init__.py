@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from globalconv.config import ModelConfig
+from globalconv.core.errors import ConfigError
 from globalconv.models.autoencoder import AutoEncoder
 from globalconv.models.encoder_decoder import EncoderDecoder
 from globalconv.models.transformer import Block, CrossAttention, FeedForward, Transformer
@@ -29,7 +30,7 @@ def build_model(cfg: ModelConfig, spec: TaskSpec) -> nn.Module:
         shape_only = _build(cfg, spec)
     size = sum(t.numel() for t in [*shape_only.parameters(), *shape_only.buffers()])
     if size > MAX_MODEL_SIZE:
-        raise ValueError(
+        raise ConfigError(
             f"the model would hold {size:,} parameters and buffers, over the limit of "
             f"{MAX_MODEL_SIZE:,}; lower model.d_model, d_ff, n_layers or the mixer's sizes"
         )

@@ -26,11 +26,13 @@ from torch import Tensor, nn
 
 from globalconv import mixers
 from globalconv.config import ModelConfig
+from globalconv.core.errors import SequenceTooLongError
 from globalconv.models.dropout import Dropout
 from globalconv.models.transformer import (
     Block,
     CrossAttention,
     FeedForward,
+    resolved_positions,
     select_positions,
     sinusoidal_positions,
     token_embedding,
@@ -45,7 +47,7 @@ class Embedding(nn.Module):
         D = cfg.d_model
         self.d_model, self.max_len = D, max_len
         self.tokens = token_embedding(vocab_size, D)
-        self.positions = cfg.resolved_positions()
+        self.positions = resolved_positions(cfg)
         if self.positions == "learned":
             self.pos_embed = nn.Parameter(torch.randn(max_len, D) * 0.02)
         elif self.positions == "sinusoidal":
@@ -55,7 +57,7 @@ class Embedding(nn.Module):
     def forward(self, ids: Tensor) -> Tensor:
         L = ids.shape[1]
         if L > self.max_len:
-            raise ValueError(
+            raise SequenceTooLongError(
                 f"input length {L} exceeds the model's max_len={self.max_len}; "
                 "build the model with a larger max_len"
             )

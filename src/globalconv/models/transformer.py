@@ -21,6 +21,7 @@ from torch import Tensor, nn
 
 from globalconv import mixers
 from globalconv.config import ModelConfig
+from globalconv.core.errors import ConfigError, SequenceTooLongError
 from globalconv.models.dropout import Dropout
 
 Head = Literal["sequence", "token"]
@@ -49,7 +50,7 @@ class CrossAttention(nn.Module):
     def __init__(self, d_model: int, heads: int, dropout: float = 0.0) -> None:
         super().__init__()
         if d_model % heads:
-            raise ValueError(
+            raise ConfigError(
                 f"cross-attention: d_model={d_model} is not divisible by heads={heads}"
             )
         self.heads = heads
@@ -151,6 +152,15 @@ def select_positions(x: Tensor, positions: Tensor | None) -> Tensor:
     return x.reshape(-1, x.shape[-1]).index_select(0, positions)
 
 
+def resolved_positions(cfg: ModelConfig) -> str:
+    """The configured position encoding, or by default sinusoidal when any layer's mixer
+    needs positions (``TokenMixer.needs_positions``) and none otherwise."""
+    if cfg.positions is not None:
+        return cfg.positions
+    needed = any(mixers.get(name).needs_positions for name, _ in cfg.layer_mixers())
+    return "sinusoidal" if needed else "none"
+
+
 class Transformer(nn.Module):
     """Embedding, positions, N blocks, and a sequence- or token-level head.
 
@@ -188,7 +198,7 @@ class Transformer(nn.Module):
             self.embed: nn.Module = token_embedding(vocab_size, D)
         else:
             self.embed = nn.Linear(input_dim, D)
-        self.positions = cfg.resolved_positions()
+        self.positions = resolved_positions(cfg)
         if self.positions == "learned":
             self.pos_embed = nn.Parameter(torch.randn(max_len, D) * 0.02)
         elif self.positions == "sinusoidal":
@@ -212,7 +222,7 @@ class Transformer(nn.Module):
         if L > self.max_len and (
             self.positions == "learned" or not all(b.mixer.length_free for b in self.blocks)
         ):  # sinusoidal positions and length-free mixers run at any length
-            raise ValueError(
+            raise SequenceTooLongError(
                 f"input length {L} exceeds the model's max_len={self.max_len}; "
                 "build the model with a larger max_len"
             )
@@ -265,7 +275,7 @@ class Transformer(nn.Module):
         """Save in the Hub format: config.json (the constructor's arguments) and
         model.safetensors, through huggingface_hub's mixin (``pip install 'globalconv[hf]'``);
         ``hub_kwargs`` go to ``PyTorchModelHubMixin.save_pretrained`` (``push_to_hub``, ...)."""
-        from globalconv.hf.hub import as_hub_model
+        from globalconv.models.hub import as_hub_model
 
         return as_hub_model(self).save_pretrained(save_directory, **hub_kwargs)
 
@@ -273,7 +283,7 @@ class Transformer(nn.Module):
     def from_pretrained(cls, name_or_path: str | Path, **hub_kwargs: Any) -> Transformer:
         """Load a model written by ``save_pretrained`` (a local directory, or a Hub repository
         id, downloaded only then); weights are loaded strictly."""
-        from globalconv.hf.hub import HubTransformer
+        from globalconv.models.hub import HubTransformer
 
         return HubTransformer.from_pretrained(name_or_path, **hub_kwargs)
 

@@ -14,6 +14,8 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from torch import Tensor
 
+from globalconv.core.errors import ConfigError
+from globalconv.core.settings import Problem, one_line
 from globalconv.registry import Registry
 
 IGNORE_INDEX = -100  # targets with this value count neither in the loss nor in the metric
@@ -191,20 +193,16 @@ def build(name: str, params: dict[str, Any] | None = None) -> Task:
     try:
         parsed = cls.Params.model_validate(params or {})
     except ValidationError as err:
-        problems = []
-        for e in err.errors():
-            key = ".".join(str(p) for p in e["loc"])
-            if e["type"] == "extra_forbidden":
+
+        def phrase(problem: Problem) -> str:
+            if problem.unknown:
                 allowed = ", ".join(cls.Params.model_fields)
-                problems.append(f"task {name!r} has no parameter {key!r}; allowed: {allowed}")
-            elif not key:  # a check across parameters
-                problems.append(f"task {name!r}: {e['msg'].removeprefix('Value error, ')}")
-            else:
-                message = e["msg"].removeprefix("Value error, ")
-                problems.append(
-                    f"task {name!r} parameter {key}: {message} (got {e.get('input')!r})"
-                )
-        raise ValueError("; ".join(problems)) from None
+                return f"task {name!r} has no parameter {problem.key!r}; allowed: {allowed}"
+            if not problem.key:  # a check across parameters
+                return f"task {name!r}: {problem.message}"
+            return f"task {name!r} parameter {problem.key}: {problem.message} (got {problem.got!r})"
+
+        raise ConfigError(one_line(err, phrase)) from None
     _check_sizes(name, parsed)
     task = cls(parsed)
     if "num_train" in cls.Params.model_fields:  # generated: the spec costs nothing, check it
@@ -218,7 +216,7 @@ def _check_sizes(name: str, params: TaskParams) -> None:
         bounded = any(hasattr(m, "le") or hasattr(m, "lt") for m in info.metadata)
         if isinstance(value, int) and not isinstance(value, bool) and not bounded:
             if value > MAX_COUNT:
-                raise ValueError(
+                raise ConfigError(
                     f"task {name!r} parameter {key}={value:,} exceeds the limit of "
                     f"{MAX_COUNT:,}; lower it"
                 )
@@ -228,7 +226,7 @@ def _check_total(name: str, params: TaskParams, max_len: int) -> None:
     check_length(f"task {name!r}", max_len)
     examples = sum(getattr(params, k) for k in ("num_train", "num_valid", "num_test"))
     if examples * max_len > MAX_TOKENS:
-        raise ValueError(
+        raise ConfigError(
             f"task {name!r}: {examples:,} examples of up to {max_len:,} positions "
             f"({examples * max_len:,}) exceed the limit of {MAX_TOKENS:,} positions; "
             "lower the example counts or the length"
@@ -238,7 +236,7 @@ def _check_total(name: str, params: TaskParams, max_len: int) -> None:
 def check_length(source: str, max_len: int) -> None:
     """``ValueError`` when sequences of ``max_len`` positions pass ``MAX_LEN``."""
     if max_len > MAX_LEN:
-        raise ValueError(
+        raise ConfigError(
             f"{source}: sequences of {max_len:,} positions exceed the limit of {MAX_LEN:,}; "
             "use shorter sequences"
         )

@@ -23,6 +23,8 @@ import torch
 from pydantic import Field
 from torch import Tensor
 
+from globalconv.core import io
+from globalconv.core.errors import ConfigError
 from globalconv.tasks.base import Split, TaskParams
 
 
@@ -67,7 +69,7 @@ def drop_leaks(splits: dict[str, Split]) -> dict[str, Split]:
     train = splits["train"]
     keep = torch.tensor([key not in held_out for key in _row_keys(train)], dtype=torch.bool)
     if not keep.any():
-        raise ValueError(
+        raise ConfigError(
             "every training example also occurs in the held-out splits; the task's space of "
             "sequences is too small: raise the sequence length or the vocabulary"
         )
@@ -88,7 +90,7 @@ def carve_validation(splits: dict[str, Split], fraction: float, seed: int) -> di
     train = splits["train"]
     n_valid = int(round(fraction * len(train)))
     if not 1 <= n_valid < len(train):
-        raise ValueError(
+        raise ConfigError(
             f"task.valid_fraction={fraction} of {len(train)} training examples leaves "
             f"{n_valid} for validation; choose a fraction that holds out at least one example "
             "and keeps at least one for training"
@@ -113,8 +115,6 @@ def params_key(params: TaskParams, version: int, exclude: tuple[str, ...] = ("ca
 def cached(path: Path, make: Callable[[], dict[str, Tensor]]) -> dict[str, Tensor]:
     """Load the tensors at ``path`` (safetensors), or make them and write them atomically."""
     from safetensors.torch import load_file
-
-    from globalconv.train import io
 
     if path.is_file():
         return load_file(path)

@@ -31,6 +31,7 @@ import numpy as np
 import torch
 from pydantic import Field
 
+from globalconv.core.errors import DataError
 from globalconv.tasks.base import (
     IGNORE_INDEX,
     MAX_COUNT,
@@ -68,7 +69,7 @@ def from_arrays(
     """Check ``{split}_{inputs,targets,lengths}`` arrays and turn them into Splits."""
 
     def fail(message: str) -> ValueError:
-        return ValueError(f"{source}: {message}")
+        return DataError(f"{source}: {message}")
 
     def bounded(what: str, value: int, hint: str) -> int:
         if value > MAX_COUNT:
@@ -201,15 +202,15 @@ def load_npz(path: str | Path) -> dict[str, np.ndarray]:
     """The arrays of an ``.npz`` file (no pickled objects), with clear errors."""
     path = Path(path)
     if not path.is_file():
-        raise ValueError(f"data file {path} does not exist; fix task.params.path")
+        raise DataError(f"data file {path} does not exist; fix task.params.path")
     try:
         npz = np.load(path, allow_pickle=False)
     except (ValueError, OSError, EOFError, zipfile.BadZipFile) as err:
-        raise ValueError(
+        raise DataError(
             f"{path} is not a readable .npz file ({err}); write it with np.savez"
         ) from None
     if not isinstance(npz, np.lib.npyio.NpzFile):
-        raise ValueError(
+        raise DataError(
             f"{path} holds a single array, not named ones; write it with "
             "np.savez(path, train_inputs=..., train_targets=..., test_inputs=..., test_targets=...)"
         )
@@ -220,7 +221,7 @@ def load_npz(path: str | Path) -> dict[str, np.ndarray]:
             try:
                 arrays[key] = npz[key]
             except ValueError:  # object arrays refuse to load without pickle
-                raise ValueError(
+                raise DataError(
                     f"{path}: array {key!r} holds Python objects; save it as a numeric array "
                     "(int64 ids, float32 values) of one shape"
                 ) from None
@@ -243,12 +244,12 @@ def _check_declared_size(path: Path, npz: np.lib.npyio.NpzFile, key: str) -> Non
             )
             shape, _, dtype = read(f)
         except ValueError as err:
-            raise ValueError(f"{path}: array {key!r} has a malformed header ({err})") from None
+            raise DataError(f"{path}: array {key!r} has a malformed header ({err})") from None
         offset = f.tell()
     declared = math.prod(shape) * dtype.itemsize
     held = npz.zip.getinfo(member).file_size - offset
     if not dtype.hasobject and declared > held:
-        raise ValueError(
+        raise DataError(
             f"{path}: array {key!r} declares shape {shape} of {dtype} ({declared:,} bytes) but "
             f"the file holds {max(held, 0):,} bytes for it; the file is damaged, write it again"
         )

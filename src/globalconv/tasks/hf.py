@@ -24,6 +24,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import Field
 
+from globalconv.core.errors import ConfigError, DataError
 from globalconv.tasks.base import IGNORE_INDEX, Split, Task, TaskParams, TaskSpec, register_task
 from globalconv.tasks.files import ArrayData, from_arrays
 
@@ -46,7 +47,7 @@ def _load(p: HfParams):
     try:
         import datasets
     except ImportError:
-        raise ValueError(
+        raise ConfigError(
             "the hf task needs the datasets package; install it with pip install 'globalconv[hf]'"
         ) from None
     try:
@@ -55,12 +56,12 @@ def _load(p: HfParams):
         else:
             data = datasets.load_dataset(p.path, p.name)
     except Exception as err:  # datasets raises many kinds (not found, offline, bad files)
-        raise ValueError(
+        raise DataError(
             f"could not load the dataset {p.path!r}: {type(err).__name__}: {err}; give a "
             "save_to_disk directory or a dataset name that load_dataset can reach"
         ) from err
     if not isinstance(data, datasets.DatasetDict):
-        raise ValueError(f"{p.path} holds one split; save a DatasetDict with train and test splits")
+        raise DataError(f"{p.path} holds one split; save a DatasetDict with train and test splits")
     return data
 
 
@@ -70,7 +71,7 @@ def _row(value: Any, where: str) -> np.ndarray:
         return np.frombuffer(value.encode("utf-8"), dtype=np.uint8).astype(np.int64)
     row = np.asarray(value)
     if row.dtype.kind not in "iuf" or row.ndim not in (1, 2):
-        raise ValueError(
+        raise DataError(
             f"{where} is {type(value).__name__} of dtype {row.dtype}; the input column must "
             "hold strings, lists of ids, or lists of floats"
         )
@@ -102,33 +103,33 @@ class HuggingFace(Task):
             if name is None:
                 continue
             if name not in dataset:
-                raise ValueError(
+                raise DataError(
                     f"{p.path} has no split {name!r} (has {', '.join(dataset)}); "
                     f"set task.params.{split}_split"
                 )
             table = dataset[name]
             for column in columns:
                 if column not in table.column_names:
-                    raise ValueError(
+                    raise DataError(
                         f"{p.path}[{name}] has no column {column!r} (has "
                         f"{', '.join(table.column_names)}); set input_column / target_column"
                     )
             values = table[p.input_column]
             if len(values) == 0:
-                raise ValueError(f"{p.path}[{name}] is empty; the {split} split needs rows")
+                raise DataError(f"{p.path}[{name}] is empty; the {split} split needs rows")
             text = text or any(isinstance(v, str) for v in values[:1])
             rows = [
                 _row(v, f"{p.path}[{name}][{p.input_column}][{i}]") for i, v in enumerate(values)
             ]
             if p.target_column is None:  # language model: predict the next token
                 if rows[0].dtype.kind == "f":
-                    raise ValueError(
+                    raise DataError(
                         f"{p.path}[{name}][{p.input_column}] holds real values; a language model "
                         "(target_column: null) needs text or token ids"
                     )
                 short = [i for i, r in enumerate(rows) if len(r) < 2]
                 if short:
-                    raise ValueError(
+                    raise DataError(
                         f"{p.path}[{name}] row {short[0]} has fewer than 2 tokens, nothing to "
                         "predict; filter such rows out first (dataset.filter)"
                     )
@@ -140,7 +141,7 @@ class HuggingFace(Task):
                 rows = [r[: p.max_len] for r in rows]
             lengths = np.array([len(r) for r in rows])
             if lengths.min() == 0:
-                raise ValueError(f"{p.path}[{name}] has an empty input row; filter it out first")
+                raise DataError(f"{p.path}[{name}] has an empty input row; filter it out first")
             L = int(lengths.max())
             fill = 0 if rows[0].dtype.kind in "iu" else 0.0
             arrays[f"{split}_inputs"] = _pad(rows, L, fill)
@@ -152,7 +153,7 @@ class HuggingFace(Task):
                     i for i, (t, n) in enumerate(zip(targets, lengths, strict=True)) if len(t) != n
                 ]
                 if bad:
-                    raise ValueError(
+                    raise DataError(
                         f"{p.path}[{name}] row {bad[0]}: {len(targets[bad[0]])} targets for "
                         f"{lengths[bad[0]]} inputs; per-position targets need one per input"
                     )

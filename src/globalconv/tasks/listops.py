@@ -30,6 +30,7 @@ import numpy as np
 import torch
 from pydantic import Field, model_validator
 
+from globalconv.core.errors import ConfigError
 from globalconv.tasks.base import Split, Task, TaskSpec, register_task
 from globalconv.tasks.common import (
     SyntheticParams,
@@ -175,7 +176,7 @@ def generate(p: ListOpsParams, n: int, g: np.random.Generator):
             parts.append(batch)
             have += len(batch[1])
         elif tried >= 100_000:
-            raise ValueError(
+            raise ConfigError(
                 f"no ListOps tree of length in [{p.min_len}, {p.max_len}] in {tried} draws; "
                 "widen the range or raise max_depth / max_args"
             )

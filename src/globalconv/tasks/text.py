@@ -31,6 +31,7 @@ from typing import Any
 import torch
 from pydantic import Field, model_validator
 
+from globalconv.core.errors import DataError
 from globalconv.tasks.base import Split, Task, TaskParams, TaskSpec, register_task
 
 EXCLUDED_DIRS = frozenset({"site-packages", "dist-packages", "test", "tests", "idle_test"})
@@ -92,12 +93,12 @@ class Text(Task):
             paths = [Path(f) for f in p.files]
             for path in paths:
                 if not path.is_file():
-                    raise ValueError(f"text file {path} does not exist; fix task.params.files")
+                    raise DataError(f"text file {path} does not exist; fix task.params.files")
             source: dict[str, Any] = {"source": "files", "files": [str(f) for f in paths]}
         else:
             root, names = stdlib_manifest()
             if not names:
-                raise ValueError(f"no .py files under the Python stdlib at {root}")
+                raise DataError(f"no .py files under the Python stdlib at {root}")
             paths = [root / name for name in names]
             source = {
                 "source": "python-stdlib",
@@ -143,7 +144,7 @@ class Text(Task):
                 continue
             windows = (stop - start - 1) // p.seq_len  # a window needs one byte after it
             if windows < 1:
-                raise ValueError(
+                raise DataError(
                     f"the text's {name} split has {stop - start} bytes, fewer than seq_len + 1 = "
                     f"{p.seq_len + 1}; add text, lower seq_len, or raise the split's fraction"
                 )

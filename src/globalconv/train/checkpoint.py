@@ -8,7 +8,7 @@ Layout of ``checkpoint.pt``::
 ``payload`` is ``torch.save`` of the training state (model and optimiser state dicts, RNG
 states, counters) and is read back with ``torch.load(weights_only=True)``, which refuses
 arbitrary Python objects. The checksum turns any truncation or damage into a clear error
-instead of a silent fresh start, and the atomic replace (``globalconv.train.io``) means a process
+instead of a silent fresh start, and the atomic replace (``globalconv.core.io``) means a process
 killed mid-save leaves the previous checkpoint as it was.
 """
 
@@ -23,14 +23,15 @@ from typing import Any
 
 import torch
 
-from globalconv.train import io
+from globalconv.core import io
+from globalconv.core.errors import InputError
 
 FILENAME = "checkpoint.pt"
 MAGIC = b"globalconv-ckpt\x01"
 FORMAT = 1
 
 
-class CheckpointError(ValueError):
+class CheckpointError(InputError):
     """A checkpoint that cannot be used: missing, damaged, or from a different run."""
 
 

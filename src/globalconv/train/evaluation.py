@@ -18,8 +18,10 @@ from globalconv import config as configuration
 from globalconv import tasks
 from globalconv.arguments import positive_int
 from globalconv.config import ConfigError
+from globalconv.core import io
+from globalconv.core.io import MissingRunFileError
 from globalconv.models import build_model
-from globalconv.train import io, lock
+from globalconv.train import lock
 from globalconv.train.loop import check_device, evaluate, task_data
 from globalconv.train.sweep import format_table
 
@@ -50,7 +52,7 @@ def evaluate_run(
     run_dir = Path(run_dir)
     for name in ("config.json", "model.safetensors"):
         if not (run_dir / name).is_file():
-            raise ValueError(
+            raise MissingRunFileError(
                 f"{run_dir} has no {name}: not a finished run (resume it, or check the path)"
             )
     overrides = list(overrides or [])
@@ -75,7 +77,7 @@ def evaluate_run(
         model.load_state_dict(state)
     except RuntimeError as err:
         detail = " ".join(str(err).split())[:300]
-        raise ValueError(
+        raise ConfigError(
             f"the saved model does not fit task {cfg.task.name!r} with these parameters "
             f"(length {spec.max_len}, trained at {trained_spec.max_len}): {detail}"
         ) from None
@@ -135,7 +137,7 @@ def add_cli(subparsers) -> None:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     if not Path(args.run_dir).is_dir():
-        raise ValueError(f"{args.run_dir} is not a directory; pass a run directory")
+        raise MissingRunFileError(f"{args.run_dir} is not a directory; pass a run directory")
     with lock.locked(args.run_dir):  # not while a resumed run rewrites its weights
         return _eval(args)
 

@@ -20,13 +20,14 @@ from pathlib import Path
 
 import filelock
 
-from globalconv.train import io
+from globalconv.core import io
+from globalconv.core.errors import InputError
 
 LOCK = ".lock"
 HOLDER = ".lock.holder"
 
 
-class LockedError(ValueError):
+class LockedError(InputError):
     """The directory is being written by another process (the CLI exits with code 2)."""
 
 

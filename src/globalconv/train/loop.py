@@ -32,10 +32,12 @@ from tqdm.auto import tqdm
 
 from globalconv import tasks
 from globalconv.config import RunConfig
+from globalconv.core import io
+from globalconv.core.errors import ConfigError, DivergedError
 from globalconv.models import build_model
 from globalconv.tasks import IGNORE_INDEX, Split, TaskSpec
 from globalconv.tasks.common import carve_validation
-from globalconv.train import checkpoint, distributed, io, lock, matching, records
+from globalconv.train import checkpoint, distributed, lock, matching, records
 from globalconv.train.checkpoint import CheckpointError
 from globalconv.train.optim import (
     build_optimizer,
@@ -59,10 +61,6 @@ RESUMABLE_KEYS = {
     "train.compile",
     "train.compile_backend",
 }
-
-
-class DivergedError(ValueError):
-    """The training loss became NaN or infinite (nothing is checkpointed past that)."""
 
 
 class TrainingInterrupted(KeyboardInterrupt):
@@ -156,7 +154,7 @@ class BatchOrder:
 
     def __init__(self, n: int, batch_size: int, seed: int) -> None:
         if batch_size > n:
-            raise ValueError(
+            raise ConfigError(
                 f"train.batch_size={batch_size} exceeds the {n} training examples; "
                 "lower train.batch_size"
             )
@@ -252,7 +250,7 @@ def config_differences(
 
 def check_device(device: str) -> None:
     if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(
+        raise ConfigError(
             f"train.device={device} but CUDA is not available to torch {torch.__version__}; "
             "use train.device=cpu"
         )
@@ -313,7 +311,7 @@ def _train(
                 "run without --resume to start it"
             )
     elif (finished is not None or ckpt_path.is_file()) and not overwrite:
-        raise ValueError(
+        raise ConfigError(
             f"{run_dir} already holds a run; pass --resume to continue it, "
             "--overwrite to replace it, or choose another --out"
         )
@@ -338,18 +336,18 @@ class _Run:
         self.requested = cfg.model_dump(mode="json")  # before matching resizes it
         self.cfg, self.match = matching.match(cfg, spec)
         if tc.batch_size % (dist.world_size * tc.grad_accum):
-            raise ValueError(
+            raise ConfigError(
                 f"train.batch_size={tc.batch_size} must be divisible by processes x grad_accum "
                 f"= {dist.world_size} x {tc.grad_accum}"
             )
         if tc.eval_every and "valid" not in self.splits:
-            raise ValueError(
+            raise ConfigError(
                 f"train.eval_every needs a validation split, and task {cfg.task.name!r} has none "
                 "with these parameters (carve one from training with task.valid_fraction=0.1) "
                 "or set train.eval_every=0"
             )
         if tc.early_stopping.metric == "bits_per_token" and spec.metric != "bits_per_token":
-            raise ValueError(
+            raise ConfigError(
                 f"train.early_stopping.metric=bits_per_token, but task {cfg.task.name!r} is "
                 "scored by accuracy; use loss or accuracy"
             )

@@ -33,7 +33,8 @@ from typing import Any
 
 from globalconv import config as configuration
 from globalconv.config import ConfigError, RunConfig
-from globalconv.train import executors, io, sweep
+from globalconv.core import io
+from globalconv.train import executors, sweep
 
 SELECTION = "selection.json"
 

@@ -22,7 +22,7 @@ import torch
 
 from globalconv import __version__
 from globalconv.config import ConfigError
-from globalconv.train import io
+from globalconv.core import io
 
 METRICS = "metrics.jsonl"
 

@@ -6,7 +6,9 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from globalconv.train import checkpoint, io, records
+from globalconv.core import io
+from globalconv.core.io import MissingRunFileError
+from globalconv.train import checkpoint, records
 from globalconv.train.sweep import SUMMARY, format_table, groups_table
 
 
@@ -122,7 +124,7 @@ def add_cli(subparsers) -> None:
 def cmd_runs(args: argparse.Namespace) -> int:
     root = Path(args.dir)
     if not root.is_dir():
-        raise ValueError(f"{root} is not a directory")
+        raise MissingRunFileError(f"{root} is not a directory")
     table = runs_table(root)
     print(table or f"no runs under {root}")
     sweep = root / SUMMARY

@@ -24,7 +24,6 @@ import argparse
 import copy
 import itertools
 import json
-import math
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +32,9 @@ from pydantic import Field, ValidationError
 from globalconv import config as configuration
 from globalconv.arguments import positive_int
 from globalconv.config import ConfigError, RunConfig, Strict
-from globalconv.train import checkpoint, executors, io
+from globalconv.core import io, stats
+from globalconv.core.settings import Problem, one_line, set_dotted
+from globalconv.train import checkpoint, executors
 
 SUMMARY = "sweep_summary.json"
 SEED_KEY = "train.seed"
@@ -57,25 +58,16 @@ def load_sweep(path: str | Path) -> tuple[SweepConfig, Path]:
 
 
 def _sweep_problem(err: ValidationError) -> str:
-    problems = []
-    for e in err.errors():
-        key = ".".join(str(p) for p in e["loc"])
-        if e["type"] == "extra_forbidden":
-            problems.append(f"unknown key {key!r}; allowed: {', '.join(SweepConfig.model_fields)}")
-        else:
-            problems.append(f"{key}: {e['msg']}")
-    return "; ".join(problems)
+    def phrase(problem: Problem) -> str:
+        if problem.unknown:
+            return f"unknown key {problem.key!r}; allowed: {', '.join(SweepConfig.model_fields)}"
+        return f"{problem.key}: {problem.message}"
+
+    return one_line(err, phrase)
 
 
 def _set(data: dict[str, Any], key: str, value: Any) -> None:
-    node = data
-    *parents, last = key.split(".")
-    for part in parents:
-        child = node.setdefault(part, {})
-        if not isinstance(child, dict):
-            raise ConfigError(f"sweep key {key!r}: {part!r} is a value, not a section")
-        node = child
-    node[last] = value
+    set_dotted(data, key, value, context=f"sweep key {key!r}")
 
 
 def run_name(settings: dict[str, Any]) -> str:
@@ -278,11 +270,10 @@ def aggregate(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def mean_std(values: list[float]) -> dict[str, float | None]:
-    """Mean and sample standard deviation (n-1 denominator; None for a single value)."""
-    n = len(values)
-    mean = sum(values) / n
-    std = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1)) if n > 1 else None
-    return {"mean": mean, "std": std, "n": n}
+    """Mean and sample standard deviation (n-1 denominator; None for a single value), as a
+    summary's groups record them."""
+    mean, std = stats.mean_std(values)
+    return {"mean": mean, "std": std, "n": len(values)}
 
 
 def format_table(header: list[str], rows: list[list[Any]]) -> str:

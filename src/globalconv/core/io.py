@@ -22,11 +22,18 @@ from typing import Any
 
 import torch
 
+from globalconv.core.errors import InputError
+
 MANIFEST = "checksums.json"
 
 
-class RunFileError(ValueError):
-    """A run file that is damaged, truncated or unreadable; the message names it."""
+class RunFileError(InputError):
+    """A run file (or a saved model's) that is damaged, truncated, unreadable or not what it
+    should hold; the message names it."""
+
+
+class MissingRunFileError(RunFileError, FileNotFoundError):
+    """A run directory, or a file it should hold, that does not exist."""
 
 
 def _atomic(path: Path, write) -> None:
@@ -156,7 +163,7 @@ def read_bytes(path: Path) -> bytes:
     """The file's bytes, checked against the manifest beside it (``RunFileError`` if damaged)."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path} does not exist")
+        raise MissingRunFileError(f"{path} does not exist")
     data = path.read_bytes()
     recorded = _manifest(path.parent).get(path.name)
     if recorded is not None and sha256(data) not in recorded:
@@ -194,6 +201,7 @@ def read_safetensors(path: Path) -> dict[str, torch.Tensor]:
 
 __all__ = [
     "MANIFEST",
+    "MissingRunFileError",
     "RunFileError",
     "read_bytes",
     "read_json",

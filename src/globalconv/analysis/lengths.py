@@ -19,7 +19,6 @@ Attention is trained with sinusoidal positions (computed for any length) and lea
 from __future__ import annotations
 
 import argparse
-import math
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,6 +28,8 @@ from torch import nn
 
 from globalconv.arguments import positive_float, positive_int
 from globalconv.config import ModelConfig, TrainConfig
+from globalconv.core.errors import ConfigError, SequenceTooLongError
+from globalconv.core.stats import mean_std
 from globalconv.models import Transformer
 from globalconv.tasks import Split
 
@@ -55,7 +56,7 @@ def motif_majority(
     """
     motifs = max(1, round(density * length))
     if vocab < 3 or 3 * motifs > length:
-        raise ValueError(
+        raise ConfigError(
             f"motif_majority needs vocab >= 3 and 3 * motifs <= length, got vocab={vocab}, "
             f"length={length}, {motifs} motifs; lower the density or raise the length"
         )
@@ -184,7 +185,7 @@ def run(
     """Train each model at train_len per seed, evaluate at each factor; return the results."""
     unknown = [m for m in models if m not in MODELS]
     if not models or unknown:
-        raise ValueError(
+        raise ConfigError(
             f"unknown model(s) {', '.join(unknown) or '(none given)'}; "
             f"available: {', '.join(MODELS)}"
         )
@@ -218,9 +219,7 @@ def run(
                 for n in lengths:
                     try:
                         scores[n].append(accuracy(evaluated, tests[n]))
-                    except ValueError as err:  # too long for this model: n/a in the table
-                        if "exceeds" not in str(err):
-                            raise
+                    except SequenceTooLongError:  # too long for this model: n/a in the table
                         scores[n].append(None)
             if progress:
                 print(f"  seed {seed} {name}: final train loss {loss:.3f}", flush=True)
@@ -249,12 +248,8 @@ def table(results: dict[str, Any]) -> str:
             if any(v is None for v in values):
                 cells.append("n/a")
                 continue
-            mean = sum(values) / len(values)
-            if len(values) > 1:
-                std = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
-                cells.append(f"{mean:.3f}±{std:.3f}")
-            else:
-                cells.append(f"{mean:.3f}")
+            mean, std = mean_std(values)
+            cells.append(f"{mean:.3f}" if std is None else f"{mean:.3f}±{std:.3f}")
         lines.append(cells)
     widths = [max(len(r[i]) for r in [header, *lines]) for i in range(len(header))]
     fmt = lambda r: "  ".join(
@@ -310,25 +305,25 @@ def _numbers(text: str, kind, what: str) -> list:
     try:
         values = [kind(v) for v in text.split(",") if v.strip()]
     except ValueError:
-        raise ValueError(f"--{what} must be comma-separated numbers, got {text!r}") from None
+        raise ConfigError(f"--{what} must be comma-separated numbers, got {text!r}") from None
     if not values:
-        raise ValueError(f"--{what} needs at least one value")
+        raise ConfigError(f"--{what} needs at least one value")
     return values
 
 
 def _cmd_lengths(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from globalconv.train import io
+    from globalconv.core import io
 
     factors = _numbers(args.factors, float, "factors")
     if any(f <= 0 for f in factors):
-        raise ValueError(f"--factors must be positive, got {args.factors}")
+        raise ConfigError(f"--factors must be positive, got {args.factors}")
     for name in ("train_len", "steps", "d_model", "layers", "n_train", "n_test"):
         if getattr(args, name) < 1:
-            raise ValueError(f"--{name.replace('_', '-')} must be >= 1")
+            raise ConfigError(f"--{name.replace('_', '-')} must be >= 1")
     if not args.lr > 0:
-        raise ValueError(f"--lr must be positive, got {args.lr}")
+        raise ConfigError(f"--lr must be positive, got {args.lr}")
     results = run(
         models=[m.strip() for m in args.models.split(",") if m.strip()],
         train_len=args.train_len,

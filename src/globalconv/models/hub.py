@@ -27,6 +27,7 @@ except ImportError:
     ) from None
 
 from globalconv.config import ModelConfig
+from globalconv.core.io import MissingRunFileError
 from globalconv.models.transformer import Transformer
 
 
@@ -92,7 +93,7 @@ class HubTransformer(
                 local_files_only=local_files_only,
             )
         elif not path.is_file():
-            raise FileNotFoundError(f"{model_id} has no model.safetensors")
+            raise MissingRunFileError(f"{model_id} has no model.safetensors")
         load_model(model, str(path), strict=strict, device=map_location)
         return model.eval()
 

@@ -17,8 +17,10 @@ from torch import Tensor, nn
 
 from globalconv import config as configuration
 from globalconv.arguments import positive_int
+from globalconv.core import io
+from globalconv.core.errors import ConfigError
+from globalconv.core.io import MissingRunFileError, RunFileError
 from globalconv.kernels.base import Kernel, offsets
-from globalconv.train import io
 
 EXAMPLES = """examples:
   globalconv train model.mixer=global_conv --out runs/gc
@@ -35,7 +37,7 @@ def load_run(run_dir: str | Path) -> tuple[configuration.RunConfig, nn.Module]:
     run_dir = Path(run_dir)
     for name in ("config.json", "model.safetensors"):
         if not (run_dir / name).is_file():
-            raise FileNotFoundError(
+            raise MissingRunFileError(
                 f"{run_dir / name} does not exist; pass a run directory written by globalconv train"
             )
     cfg = configuration.parse(io.read_json(run_dir / "config.json"))
@@ -45,7 +47,7 @@ def load_run(run_dir: str | Path) -> tuple[configuration.RunConfig, nn.Module]:
         model.load_state_dict(io.read_safetensors(run_dir / "model.safetensors"))
     except RuntimeError as err:
         first = str(err).strip().splitlines()[0]
-        raise ValueError(
+        raise RunFileError(
             f"{run_dir / 'model.safetensors'} does not match the model its config.json "
             f"describes ({first}); was it written by another version?"
         ) from None
@@ -109,14 +111,12 @@ def plot_run(
     run_dir: str | Path, out: str | Path, *, channels: int = 8, length: int | None = None
 ) -> list[Path]:
     """Write one PNG per kernel of the run's model into ``out``; return their paths."""
-    from globalconv.train import io
-
     if channels < 1:
-        raise ValueError(f"channels must be >= 1, got {channels}")
+        raise ConfigError(f"channels must be >= 1, got {channels}")
     cfg, model = load_run(run_dir)
     found = kernel_modules(model)
     if not found:
-        raise ValueError(
+        raise ConfigError(
             f"the model of {run_dir} (mixer {cfg.model.mixer}) has no convolution kernels to plot"
         )
     written = []
