@@ -166,6 +166,15 @@ def test_gating_share_of_a_significant_gap():
     assert any("gating (data-dependence) closes 50%" in p for p in points)
 
 
+def test_gating_that_changes_nothing_significant_closes_none_of_the_gap():
+    runs = cell("attention", 2, [0.99, 1.0, 1.0]) + cell("global_conv", 2, [0.27, 0.28, 0.29])
+    runs += cell("gated_global_conv", 2, [0.265, 0.27, 0.275])  # within the plain one's noise
+    points = report.answer(runs, width=16)
+    text = next(p for p in points if "gating" in p)
+    assert "does not significantly change" in text and "closes none" in text
+    assert "%" not in text
+
+
 def test_a_reference_study_is_shown_beside_each_fresh_cell(runs_dir, tmp_path):
     studies = tmp_path / "results"
     (studies / "study").mkdir(parents=True)

@@ -428,10 +428,21 @@ def answer(runs: list[Run], width: int) -> list[str]:
             share = verdicts.gap_recovered(ref_scores, [r.score for r in plain],
                                            [r.score for r in gated], metric=metric)  # fmt: skip
             if share is not None:
-                points.append(
-                    f"{where}: gating (data-dependence) closes {100 * share:.0f}% of attention's "
-                    "significant lead over the plain global convolution."
-                )
+                gated_scores, plain_scores = [r.score for r in gated], [r.score for r in plain]
+                diff, p, _ = verdicts.welch(plain_scores, gated_scores)  # gated minus plain
+                if p < verdicts.ALPHA:
+                    points.append(
+                        f"{where}: gating (data-dependence) closes {100 * share:.0f}% of "
+                        "attention's significant lead over the plain global convolution."
+                    )
+                else:  # a share of the gap would only restate noise
+                    unit = " points" if metric == "accuracy" else ""
+                    shown = 100 * diff if metric == "accuracy" else diff
+                    points.append(
+                        f"{where}: gating (data-dependence) does not significantly change the "
+                        f"plain global convolution (difference {shown:+.1f}{unit}, p={p:.2g}), "
+                        "so it closes none of attention's significant lead."
+                    )
     if not points:
         points.append("No task has both attention and another mixer; run `globalconv compare`.")
     L = 4096
