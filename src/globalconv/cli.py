@@ -22,6 +22,7 @@ from typing import Any
 from globalconv import config as configuration
 from globalconv.arguments import positive_int
 from globalconv.core.errors import DivergedError, InputError
+from globalconv.core.tables import format_table
 
 DIVERGED = 3  # the exit code of a run whose training loss became NaN or infinite
 
@@ -352,7 +353,7 @@ def selection_table(cells: list[dict[str, Any]]) -> str:
             fixed = f"{sweep.run_name(cell['fixed'])}, {cell.get('fixed_from') or 'fixed'}"
             chosen = fixed if chosen == "-" else f"{chosen}; {fixed}"
         rows.append([cell["cell"], key or "-", "; ".join(scores), chosen])
-    return sweep.format_table(["cell", "selected by", "grid (validation)", "chosen"], rows)
+    return format_table(["cell", "selected by", "grid (validation)", "chosen"], rows)
 
 
 def _table(
@@ -381,9 +382,7 @@ def _table(
     if studied is not None:
         header.append("reference study")
         rows = [row + [ref] for row, ref in zip(rows, studied, strict=True)]
-    widths = [max(len(str(c)) for c in col) for col in zip(header, *rows, strict=True)]
-    line = lambda cells: "  ".join(str(c).rjust(w) for c, w in zip(cells, widths, strict=True))  # noqa: E731
-    return "\n".join([line(header), line(["-" * w for w in widths])] + [line(r) for r in rows])
+    return format_table(header, rows)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

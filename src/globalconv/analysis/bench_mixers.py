@@ -25,6 +25,7 @@ from globalconv.analysis import bench
 from globalconv.arguments import nonnegative_int, positive_float, positive_int
 from globalconv.core import io
 from globalconv.core.errors import ConfigError
+from globalconv.core.tables import format_table
 
 PASSES = ("forward", "forward+backward")
 
@@ -140,7 +141,7 @@ def print_tables(records: list[dict[str, Any]], reference: str = "attention") ->
             )
         print(f"\n{kind} (median of interleaved rounds)")
         header = ["mixer", "L", "ms", "spread ms", "peak MB", f"{reference} / this"]
-        print(bench.format_table(header, rows))
+        print(format_table(header, rows))
     slopes = []
     for name, kind in dict.fromkeys((r["name"], r["pass"]) for r in timed):
         points = [(r["L"], r["median_ms"]) for r in timed if (r["name"], r["pass"]) == (name, kind)]
@@ -148,7 +149,7 @@ def print_tables(records: list[dict[str, Any]], reference: str = "attention") ->
         slope = fit_slope(tail)
         slopes.append([name, kind, None if slope is None else f"{slope:.2f}"])
     print("\nlog-log slope of time over the longest 4x of lengths (1: linear, 2: quadratic)")
-    print(bench.format_table(["mixer", "pass", "slope"], slopes))
+    print(format_table(["mixer", "pass", "slope"], slopes))
     for r in records:
         if "stopped" in r:
             print(f"stopped: {r['name']}: {r['stopped']}")

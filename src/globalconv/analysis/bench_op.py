@@ -36,9 +36,10 @@ import torch
 import torch.nn.functional as F
 
 from globalconv.analysis import bench
-from globalconv.analysis.bench import format_table, ms, ratio
+from globalconv.analysis.bench import ms, ratio
 from globalconv.arguments import nonnegative_int, positive_int
 from globalconv.core.errors import ConfigError
+from globalconv.core.tables import format_table
 
 PARTS = ("table", "breakdown", "crossover", "memory", "model")
 CROSSOVER_LENGTHS = [2**i for i in range(3, 15)]  # 8 .. 16384

@@ -30,6 +30,7 @@ from globalconv import mixers
 from globalconv.analysis import bench
 from globalconv.core import io
 from globalconv.core.errors import ConfigError
+from globalconv.core.tables import format_table
 from globalconv.tasks import IGNORE_INDEX
 
 # The study's shapes: what the quick and depth suites train, at d=64, 2 layers, batch 64.
@@ -180,7 +181,7 @@ def print_table(records: list[dict[str, Any]], amortise: int) -> None:
             ]
         )
     header = ["task", "mixer", "step", "ms", "tokens/s", "x bare", "note"]
-    print(bench.format_table(header, rows))
+    print(format_table(header, rows))
 
 
 def add_cli(subparsers: argparse._SubParsersAction) -> None:

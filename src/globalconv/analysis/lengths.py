@@ -30,6 +30,7 @@ from globalconv.arguments import positive_float, positive_int
 from globalconv.config import ModelConfig, TrainConfig
 from globalconv.core.errors import ConfigError, SequenceTooLongError
 from globalconv.core.stats import mean_std
+from globalconv.core.tables import format_table
 from globalconv.models import Transformer
 from globalconv.tasks import Split
 
@@ -251,11 +252,7 @@ def table(results: dict[str, Any]) -> str:
             mean, std = mean_std(values)
             cells.append(f"{mean:.3f}" if std is None else f"{mean:.3f}±{std:.3f}")
         lines.append(cells)
-    widths = [max(len(r[i]) for r in [header, *lines]) for i in range(len(header))]
-    fmt = lambda r: "  ".join(
-        c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True))
-    )  # noqa: E731
-    return "\n".join([fmt(header), fmt(["-" * w for w in widths]), *map(fmt, lines)])
+    return format_table(header, lines, left={0})
 
 
 # ---------------------------------------------------------------------------------------------

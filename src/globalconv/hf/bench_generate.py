@@ -16,6 +16,7 @@ import copy
 import torch
 
 from globalconv.analysis import bench
+from globalconv.core.tables import format_table
 
 
 def measure(
@@ -100,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
     )
     header = ["prompt", "attention+cache", "attention, no cache", args.mixer]
     header += ["no cache / cache", f"{args.mixer} / cache"]
-    print(bench.format_table(header, rows))
+    print(format_table(header, rows))
     return 0
 
 

@@ -33,6 +33,7 @@ from torch import Tensor, nn
 from globalconv import tasks
 from globalconv.config import ConfigError, apply_overrides
 from globalconv.core.errors import DivergedError
+from globalconv.core.tables import format_table
 from globalconv.hf.replace import MixerAttention, is_causal, replace_attention
 from globalconv.tasks import IGNORE_INDEX, Split, TaskSpec
 
@@ -285,9 +286,7 @@ def format_report(report: dict[str, Any]) -> str:
     names = [n for n in ("loss", "bits_per_token", "kl", "mse") if n in report["before"]]
     header = ["model", *names]
     body = [[label, *(f"{m[n]:.4f}" if n in m else "-" for n in names)] for label, m in rows]
-    widths = [max(len(c) for c in col) for col in zip(header, *body, strict=True)]
-    line = lambda cells: "  ".join(c.rjust(w) for c, w in zip(cells, widths, strict=True))  # noqa: E731
-    return "\n".join([line(header), line(["-" * w for w in widths])] + [line(r) for r in body])
+    return format_table(header, body)
 
 
 def _options(items: list[str]) -> dict[str, Any]:

@@ -20,10 +20,10 @@ from globalconv.arguments import positive_int
 from globalconv.config import ConfigError
 from globalconv.core import io
 from globalconv.core.io import MissingRunFileError
+from globalconv.core.tables import format_table
 from globalconv.models import build_model
 from globalconv.train import lock
 from globalconv.train.loop import check_device, evaluate, task_data
-from globalconv.train.sweep import format_table
 
 LENGTH_PARAMS = ("seq_len", "length", "max_len")
 

@@ -8,8 +8,9 @@ from typing import Any
 
 from globalconv.core import io
 from globalconv.core.io import MissingRunFileError
+from globalconv.core.tables import format_table
 from globalconv.train import checkpoint, records
-from globalconv.train.sweep import SUMMARY, format_table, groups_table
+from globalconv.train.sweep import SUMMARY, groups_table
 
 
 def find_runs(root: Path) -> list[Path]:

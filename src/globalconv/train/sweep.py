@@ -34,6 +34,7 @@ from globalconv.arguments import positive_int
 from globalconv.config import ConfigError, RunConfig, Strict
 from globalconv.core import io, stats
 from globalconv.core.settings import Problem, one_line, set_dotted
+from globalconv.core.tables import format_table
 from globalconv.train import checkpoint, executors
 
 SUMMARY = "sweep_summary.json"
@@ -274,12 +275,6 @@ def mean_std(values: list[float]) -> dict[str, float | None]:
     summary's groups record them."""
     mean, std = stats.mean_std(values)
     return {"mean": mean, "std": std, "n": len(values)}
-
-
-def format_table(header: list[str], rows: list[list[Any]]) -> str:
-    widths = [max(len(str(c)) for c in col) for col in zip(header, *rows, strict=True)]
-    line = lambda cells: "  ".join(str(c).rjust(w) for c, w in zip(cells, widths, strict=True))  # noqa: E731
-    return "\n".join([line(header), line(["-" * w for w in widths])] + [line(r) for r in rows])
 
 
 def groups_table(groups: list[dict[str, Any]]) -> str:
