@@ -85,7 +85,7 @@ def _interrupt_after_imports():
 
 def main(argv: list[str] | None = None) -> int:
     command = "globalconv"
-    try:  # Ctrl-C while torch and the commands load is an interrupt too, not a traceback
+    try:  # Ctrl-C while the arguments parse and torch loads is an interrupt too, not a traceback
         with _interrupt_after_imports():
             args = parse_args(argv)
             import torch  # noqa: F401  (every command uses it: loaded here, under the guard)
