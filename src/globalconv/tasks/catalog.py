@@ -49,6 +49,9 @@ def describe(name: str) -> dict[str, Any]:
 
 
 def render(entry: dict[str, Any]) -> str:
+    """A ``describe`` entry as the text ``globalconv tasks`` prints: the task, its metric, then a
+    line per parameter with its type, default and help."""
+
     def head(p: dict[str, Any]) -> str:
         default = "(required)" if p["default"] == "required" else json.dumps(p["default"])
         return f"{p['name']}: {p['type']} = {default}"
