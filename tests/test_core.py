@@ -1,4 +1,5 @@
-"""The shared helpers of globalconv.core: mean and spread, dotted keys, pydantic's report."""
+"""The shared helpers of globalconv.core: mean and spread, dotted keys, pydantic's report, the
+commands' tables."""
 
 import pytest
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
@@ -6,12 +7,24 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 from globalconv.core.errors import ConfigError
 from globalconv.core.settings import one_line, problems, set_dotted
 from globalconv.core.stats import mean_std
+from globalconv.core.tables import format_table
 
 
 def test_mean_and_sample_std():
     mean, std = mean_std([0.5, 0.7, 0.9])
     assert mean == pytest.approx(0.7) and std == pytest.approx(0.2)
     assert mean_std([0.4]) == (0.4, None)
+
+
+def test_tables_align_columns_and_print_missing_cells_as_a_dash():
+    table = format_table(["mixer", "ms"], [["attention", 1.5], ["fnet", None]], left={0})
+    assert table.splitlines() == [
+        "mixer       ms",
+        "---------  ---",
+        "attention  1.5",
+        "fnet         -",
+    ]
+    assert format_table(["a", "bb"], []) == "a  bb\n-  --"  # a header alone
 
 
 def test_dotted_keys_make_sections_and_refuse_to_descend_into_a_value():

@@ -32,4 +32,17 @@ def positive_float(text: str) -> float:
     return value
 
 
-__all__ = ["nonnegative_int", "positive_float", "positive_int"]
+def int_list(text: str) -> list[int]:
+    """Comma-separated positive integers."""
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated integers, got {text!r}"
+        ) from None
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"expected positive integers, got {text!r}")
+    return values
+
+
+__all__ = ["int_list", "nonnegative_int", "positive_float", "positive_int"]

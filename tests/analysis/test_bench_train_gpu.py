@@ -1,4 +1,3 @@
-import argparse
 import json
 import shlex
 
@@ -7,6 +6,7 @@ import torch
 
 from globalconv import cli
 from globalconv.analysis import bench_gpu
+from globalconv.cli import bench
 
 
 def test_bench_train_times_harness_beside_bare_and_skips_what_cannot_run(tmp_path, capsys):
@@ -50,8 +50,8 @@ def test_bench_gpu_dry_run_lists_commands_that_parse(capsys, tmp_path):
 def test_bench_gpu_default_plan_covers_every_part():
     parser = cli.build_parser()
     args = parser.parse_args(["bench", "gpu"])
-    args.parts = list(bench_gpu.PARTS)
-    parts = [part for part, _ in bench_gpu.plan(args)]
+    args.parts = list(bench.GPU_PARTS)
+    parts = [part for part, _ in bench.gpu_plan(args)]
     assert parts == ["op", "mixers", "flash", "suite", "report"]
     assert args.sizes[0] == 1024 and args.sizes[-1] == 65536
 
@@ -68,5 +68,5 @@ def test_bench_gpu_without_cuda_is_a_clear_error(capsys):
 
 def test_flash_part_says_when_flashfftconv_is_missing(monkeypatch):
     monkeypatch.setattr(bench_gpu.importlib.util, "find_spec", lambda name: None)
-    args = argparse.Namespace(device="cuda", sizes=[1024], dim=256, quiet=True)
-    assert "not installed" in bench_gpu.measure_flash(args)["skipped"]
+    result = bench_gpu.measure_flash([1024], dim=256, device="cuda", progress=False)
+    assert "not installed" in result["skipped"]

@@ -1,5 +1,5 @@
-"""What every ``globalconv bench ...`` command shares: the ``bench`` parser, side-by-side timing,
-live-memory tracking and table printing.
+"""What every ``globalconv bench ...`` measurement shares: side-by-side timing, live-memory
+tracking, and milliseconds and ratios as the tables print them.
 
 Benchmarks are measurements, not tests: they print numbers and ratios, never assert on them.
 Candidates are timed *interleaved* (each round runs every candidate once, after warm-up) and
@@ -9,38 +9,15 @@ between them stay meaningful.
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 import torch
 from torch.multiprocessing.reductions import StorageWeakRef
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
-
-BENCH_EPILOG = """examples:
-  globalconv bench op                                   # the operator at B=4, D=256
-  globalconv bench op --sizes 512,2048 --modes circular --repeats 3
-  globalconv bench op --parts model                     # training tokens/s, conv vs attention
-"""
-
-
-def subcommands(subparsers: argparse._SubParsersAction) -> argparse._SubParsersAction:
-    """The sub-commands of ``globalconv bench``, created by the first benchmark that asks, so
-    each benchmark module adds itself with ``subcommands(sub).add_parser(name, ...)``."""
-    bench = subparsers.choices.get("bench")
-    if bench is None:
-        bench = subparsers.add_parser(
-            "bench",
-            help="benchmarks: speed and memory measured side by side on this machine",
-            description="Benchmarks: speed and memory measured side by side on this machine.",
-            epilog=BENCH_EPILOG,
-            formatter_class=argparse.RawDescriptionHelpFormatter,
-        )
-        bench.add_subparsers(dest="benchmark", required=True, metavar="BENCHMARK")
-    return next(a for a in bench._actions if isinstance(a, argparse._SubParsersAction))
 
 
 def synchronize(device: torch.device | str) -> None:
@@ -121,30 +98,9 @@ def peak_bytes(fn: Callable[[], Any]) -> int:
     return tracker.peak
 
 
-def format_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    """Right-aligned columns; None prints as '-'."""
-    cells = [[("-" if c is None else str(c)) for c in row] for row in rows]
-    widths = [max(len(str(h)), *(len(r[i]) for r in cells)) for i, h in enumerate(header)]
-    line = lambda r: "  ".join(c.rjust(w) for c, w in zip(r, widths, strict=True))  # noqa: E731
-    return "\n".join([line(header), line(["-" * w for w in widths])] + [line(r) for r in cells])
-
-
 def ms(seconds: float | None) -> str | None:
     return None if seconds is None else f"{1e3 * seconds:.2f}"
 
 
 def ratio(a: float | None, b: float | None) -> str | None:
     return None if a is None or b is None or b == 0 else f"{a / b:.2f}"
-
-
-def int_list(text: str) -> list[int]:
-    """Comma-separated positive integers (an argparse type)."""
-    try:
-        values = [int(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected comma-separated integers, got {text!r}"
-        ) from None
-    if not values or min(values) < 1:
-        raise argparse.ArgumentTypeError(f"expected positive integers, got {text!r}")
-    return values

@@ -1,25 +1,7 @@
-"""``globalconv bench op``: how fast the global convolution is on this machine, side by side with
-the FFT floor, attention and the literal direct convolution.
-
-Parts (``--parts``, comma separated):
-
-* ``table``: for each mode and length, forward+backward and forward only of ``global_conv``
-  (input (B, L, D) as users pass it) through both FFT paths -- ``fft`` (torch.fft on a
-  (B, D, N) copy) and, on CPU, ``pocketfft`` (scipy.fft along the strided axis) -- against the
-  *FFT floor*, one bare ``rfft`` + ``irfft`` pair over the length axis of a contiguous (B, D, N)
-  tensor, N the mode's transform length (forward+backward needs two such pairs and the
-  kernel's, the forward one); the direct path where feasible; for circular and causal also the
-  plain composition it replaces (rfft, multiply, irfft under autograd) and the ``global_conv``
-  mixer against the ``attention`` mixer (SDPA) at the same B, L, D. Last column: what
-  ``backend="auto"`` picks.
-* ``breakdown``: where the operator's time goes: the operator and the floor timed side by side,
-  and the operator's time split by ``torch.profiler`` into transforms, layout changes between
-  (B, L, D) and (B, D, N), spectral products, and the rest, each in units of the floor.
-* ``crossover``: direct vs FFT vs auto over lengths 8..16384, and auto's time over the faster.
-* ``memory``: peak bytes of tensors created by forward+backward (output and gradients
-  included), and bytes saved for backward, in units of the input's size.
-* ``model``: training tokens/s of an n-layer Transformer with global_conv mixers against the
-  same model with attention (forward, loss, backward, AdamW step).
+"""The measurements of ``globalconv bench op``: the global convolution on this machine beside the
+FFT floor (one bare rfft + irfft pair over the length axis), attention and the literal direct
+convolution, in the parts of ``PARTS``: each ``part_*`` measures its rows, each ``print_*`` prints
+them, ``run`` does the parts asked for. What each part times: ``globalconv bench op --help``.
 
 Every number is a median of interleaved rounds after warm-up; ratios are taken within a row,
 so they hold up on a shared machine better than the absolute times.
@@ -27,7 +9,7 @@ so they hold up on a shared machine better than the absolute times.
 
 from __future__ import annotations
 
-import argparse
+import dataclasses
 import platform
 from collections.abc import Callable
 from typing import Any
@@ -36,21 +18,33 @@ import torch
 import torch.nn.functional as F
 
 from globalconv.analysis import bench
-from globalconv.analysis.bench import format_table, ms, ratio
-from globalconv.arguments import nonnegative_int, positive_int
-from globalconv.core.errors import ConfigError
+from globalconv.analysis.bench import ms, ratio
+from globalconv.core.tables import format_table
 
 PARTS = ("table", "breakdown", "crossover", "memory", "model")
-CROSSOVER_LENGTHS = [2**i for i in range(3, 15)]  # 8 .. 16384
 
-EXAMPLES = """examples:
-  globalconv bench op                                       # B=4, D=256, L=1024,4096,16384
-  globalconv bench op --sizes 2048 --modes circular --repeats 9
-  globalconv bench op --parts breakdown --modes circular     # transforms vs layout changes
-  globalconv bench op --parts crossover --batch 8 --dim 128
-  globalconv bench op --parts model --model-len 4096        # conv vs attention tokens/s
-  globalconv bench op --json bench-op.json                  # also write the numbers
-"""
+
+@dataclasses.dataclass
+class Settings:
+    """What to measure and at which sizes (``globalconv bench op``'s options)."""
+
+    parts: list[str]  # of PARTS
+    sizes: list[int]  # lengths L of the table, breakdown and memory parts
+    modes: list[str]  # operator modes
+    batch: int
+    dim: int  # channels D
+    heads: int  # of the attention mixer
+    repeats: int  # timed rounds, median kept
+    warmup: int  # untimed rounds first
+    direct_max_len: int  # the O(L^2) direct path is timed up to this L
+    attention_max_len: int  # and the attention mixer
+    crossover_lengths: list[int]
+    model_len: int
+    model_batch: int
+    model_layers: int
+    model_steps: int  # timed training steps per model
+    device: str
+    quiet: bool = False  # no progress lines
 
 
 # ---------------------------------------------------------------------------------------------
@@ -156,13 +150,13 @@ def model_step(mixer: str, B: int, L: int, D: int, layers: int, heads: int, devi
 # the parts
 
 
-def part_table(args: argparse.Namespace) -> list[dict[str, Any]]:
+def part_table(settings: Settings) -> list[dict[str, Any]]:
     from globalconv.ops import fft_size, resolve_backend
 
-    B, D, dev = args.batch, args.dim, args.device
+    B, D, dev = settings.batch, settings.dim, settings.device
     rows = []
-    for mode in args.modes:
-        for L in args.sizes:
+    for mode in settings.modes:
+        for L in settings.sizes:
             candidates = {
                 "op": op_step(mode, "fft", B, L, D, dev),
                 "floor": floor_step(mode, B, L, D, dev),
@@ -173,18 +167,20 @@ def part_table(args: argparse.Namespace) -> list[dict[str, Any]]:
                 candidates["pocket_forward"] = op_step(
                     mode, "pocketfft", B, L, D, dev, backward=False
                 )
-            if L <= args.direct_max_len:
+            if L <= settings.direct_max_len:
                 candidates["direct"] = op_step(mode, "direct", B, L, D, dev)
             if mode != "full":
                 candidates["plain"] = plain_step(mode, B, L, D, dev)
                 causal = mode == "causal"
-                candidates["mixer"] = mixer_step("global_conv", causal, B, L, D, args.heads, dev)
-                if L <= args.attention_max_len:
+                candidates["mixer"] = mixer_step(
+                    "global_conv", causal, B, L, D, settings.heads, dev
+                )
+                if L <= settings.attention_max_len:
                     candidates["attention"] = mixer_step(
-                        "attention", causal, B, L, D, args.heads, dev
+                        "attention", causal, B, L, D, settings.heads, dev
                     )
             t = bench.time_interleaved(
-                candidates, repeats=args.repeats, warmup=args.warmup, device=dev
+                candidates, repeats=settings.repeats, warmup=settings.warmup, device=dev
             )
             rows.append(
                 {
@@ -204,7 +200,7 @@ def part_table(args: argparse.Namespace) -> list[dict[str, Any]]:
                     "auto": resolve_backend("auto", L, mode, dev),
                 }
             )
-            _progress(args, f"table {mode} L={L}")
+            _progress(settings, f"table {mode} L={L}")
     return rows
 
 
@@ -259,23 +255,23 @@ SHARES = {
 }  # fmt: skip
 
 
-def part_breakdown(args: argparse.Namespace) -> list[dict[str, Any]]:
+def part_breakdown(settings: Settings) -> list[dict[str, Any]]:
     from globalconv.ops import fft_size
 
-    B, D, dev = args.batch, args.dim, args.device
+    B, D, dev = settings.batch, settings.dim, settings.device
     rows = []
-    for mode in args.modes:
-        for L in args.sizes:
+    for mode in settings.modes:
+        for L in settings.sizes:
             op = op_step(mode, "fft", B, L, D, dev)
             candidates = {"op": op, "floor": floor_step(mode, B, L, D, dev)}
             t = bench.time_interleaved(
-                candidates, repeats=args.repeats, warmup=args.warmup, device=dev
+                candidates, repeats=settings.repeats, warmup=settings.warmup, device=dev
             )
             row = {"mode": mode, "L": L, "N": fft_size(mode, L), "op_s": t["op"]}
             row["floor_s"] = t["floor"]
-            row |= {f"{k}_share": v for k, v in _shares(op, args.repeats, dev).items()}
+            row |= {f"{k}_share": v for k, v in _shares(op, settings.repeats, dev).items()}
             rows.append(row)
-            _progress(args, f"breakdown {mode} L={L}")
+            _progress(settings, f"breakdown {mode} L={L}")
     return rows
 
 
@@ -318,14 +314,14 @@ def print_breakdown(rows: list[dict[str, Any]]) -> None:
     )
 
 
-def part_crossover(args: argparse.Namespace) -> list[dict[str, Any]]:
+def part_crossover(settings: Settings) -> list[dict[str, Any]]:
     from globalconv.ops import resolve_backend
 
-    B, D, dev = args.batch, args.dim, args.device
+    B, D, dev = settings.batch, settings.dim, settings.device
     rows = []
-    for mode in args.modes:
+    for mode in settings.modes:
         direct_alive, losing = True, 0
-        for L in args.crossover_lengths:
+        for L in settings.crossover_lengths:
             candidates = {
                 "fft": op_step(mode, "fft", B, L, D, dev),
                 "auto": op_step(mode, "auto", B, L, D, dev),
@@ -333,7 +329,7 @@ def part_crossover(args: argparse.Namespace) -> list[dict[str, Any]]:
             if direct_alive:
                 candidates["direct"] = op_step(mode, "direct", B, L, D, dev)
             t = bench.time_interleaved(
-                candidates, repeats=args.repeats, warmup=args.warmup, device=dev
+                candidates, repeats=settings.repeats, warmup=settings.warmup, device=dev
             )
             best = min(t["fft"], t.get("direct", float("inf")))
             rows.append(
@@ -352,7 +348,7 @@ def part_crossover(args: argparse.Namespace) -> list[dict[str, Any]]:
             # it is 4x slower twice in a row
             losing = losing + 1 if "direct" in t and t["direct"] > 4 * t["fft"] else 0
             direct_alive = direct_alive and losing < 2
-            _progress(args, f"crossover {mode} L={L}")
+            _progress(settings, f"crossover {mode} L={L}")
     return rows
 
 
@@ -380,11 +376,11 @@ def print_crossover(rows: list[dict[str, Any]]) -> None:
         )
 
 
-def part_memory(args: argparse.Namespace) -> list[dict[str, Any]]:
-    B, D, dev = args.batch, args.dim, args.device
+def part_memory(settings: Settings) -> list[dict[str, Any]]:
+    B, D, dev = settings.batch, settings.dim, settings.device
     rows = []
-    for mode in args.modes:
-        for L in args.sizes:
+    for mode in settings.modes:
+        for L in settings.sizes:
             input_bytes = B * L * D * 4
             step = op_step(mode, "fft", B, L, D, dev)
             saved = _saved_bytes(step)
@@ -396,11 +392,11 @@ def part_memory(args: argparse.Namespace) -> list[dict[str, Any]]:
                 "peak_over_input": bench.peak_bytes(step) / input_bytes,
                 "direct_peak_over_input": None,
             }
-            if L <= args.direct_max_len:
+            if L <= settings.direct_max_len:
                 direct = op_step(mode, "direct", B, L, D, dev)
                 row["direct_peak_over_input"] = bench.peak_bytes(direct) / input_bytes
             rows.append(row)
-            _progress(args, f"memory {mode} L={L}")
+            _progress(settings, f"memory {mode} L={L}")
     return rows
 
 
@@ -418,21 +414,23 @@ def print_memory(rows: list[dict[str, Any]]) -> None:
     )
 
 
-def part_model(args: argparse.Namespace) -> list[dict[str, Any]]:
-    B, L, D, dev = args.model_batch, args.model_len, args.dim, args.device
+def part_model(settings: Settings) -> list[dict[str, Any]]:
+    B, L, D, dev = settings.model_batch, settings.model_len, settings.dim, settings.device
     steps, params = {}, {}
     for name in ("global_conv", "attention"):
-        steps[name], params[name] = model_step(name, B, L, D, args.model_layers, args.heads, dev)
+        steps[name], params[name] = model_step(
+            name, B, L, D, settings.model_layers, settings.heads, dev
+        )
     t = bench.time_interleaved(
-        steps, repeats=args.model_steps, warmup=min(args.warmup, 1), device=dev
+        steps, repeats=settings.model_steps, warmup=min(settings.warmup, 1), device=dev
     )
-    _progress(args, f"model L={L}")
+    _progress(settings, f"model L={L}")
     return [
         {
             "mixer": name,
             "L": L,
             "batch": B,
-            "layers": args.model_layers,
+            "layers": settings.model_layers,
             "d_model": D,
             "params": params[name],
             "step_s": t[name],
@@ -477,131 +475,25 @@ def _saved_bytes(step: Callable[[], None]) -> int:
     return sum(storages.values())
 
 
-def _progress(args: argparse.Namespace, what: str) -> None:
-    if not args.quiet:
+def _progress(settings: Settings, what: str) -> None:
+    if not settings.quiet:
         print(f"  measured {what}", flush=True)
 
 
-def _choice_list(choices: tuple[str, ...]):
-    def parse(text: str) -> list[str]:
-        values = [v.strip() for v in text.split(",") if v.strip()]
-        unknown = [v for v in values if v not in choices]
-        if not values or unknown:
-            raise argparse.ArgumentTypeError(
-                f"unknown {', '.join(unknown) or '(none given)'}; choose from {', '.join(choices)}"
-            )
-        return values
-
-    return parse
-
-
-def add_cli(subparsers: argparse._SubParsersAction) -> None:
-    from globalconv.ops import MODES
-
-    p = bench.subcommands(subparsers).add_parser(
-        "op",
-        help="the global convolution vs the FFT floor, attention and the direct path",
-        description=__doc__,
-        epilog=EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    p.add_argument(
-        "--parts",
-        type=_choice_list(PARTS),
-        default=["table", "breakdown", "crossover", "memory"],
-        help=f"what to measure, from {','.join(PARTS)} (default: all but model)",
-    )
-    p.add_argument(
-        "--sizes",
-        type=bench.int_list,
-        default=[1024, 4096, 16384],
-        help="sequence lengths L for table and memory (default 1024,4096,16384)",
-    )
-    p.add_argument(
-        "--modes",
-        type=_choice_list(MODES),
-        default=list(MODES),
-        help="operator modes (default circular,causal,full)",
-    )
-    p.add_argument("--batch", type=positive_int, default=4, help="batch size B (default 4)")
-    p.add_argument(
-        "--dim", type=positive_int, default=256, help="channels D = d_model (default 256)"
-    )
-    p.add_argument("--heads", type=positive_int, default=4, help="attention heads (default 4)")
-    p.add_argument(
-        "--repeats", type=positive_int, default=5, help="timed rounds, median kept (default 5)"
-    )
-    p.add_argument(
-        "--warmup", type=nonnegative_int, default=1, help="untimed rounds first (default 1)"
-    )
-    p.add_argument(
-        "--direct-max-len",
-        type=nonnegative_int,
-        default=4096,
-        help="time the O(L^2) direct path up to this L in table/memory (default 4096)",
-    )
-    p.add_argument(
-        "--attention-max-len",
-        type=nonnegative_int,
-        default=4096,
-        help="time the O(L^2) attention mixer up to this L (default 4096)",
-    )
-    p.add_argument(
-        "--crossover-lengths",
-        type=bench.int_list,
-        default=CROSSOVER_LENGTHS,
-        help="lengths for the crossover part (default 8,16,...,16384)",
-    )
-    p.add_argument(
-        "--model-len", type=positive_int, default=4096, help="model part: L (default 4096)"
-    )
-    p.add_argument(
-        "--model-batch", type=positive_int, default=2, help="model part: batch (default 2)"
-    )
-    p.add_argument(
-        "--model-layers", type=positive_int, default=4, help="model part: layers (default 4)"
-    )
-    p.add_argument(
-        "--model-steps",
-        type=positive_int,
-        default=3,
-        help="model part: timed training steps per model (default 3)",
-    )
-    p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
-    p.add_argument(
-        "--threads", type=positive_int, help="torch CPU threads (default: torch's choice)"
-    )
-    p.add_argument("--json", help="also write every measured row to this JSON file")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
-    p.set_defaults(func=run)  # fmt: skip
-
-
-def run(args: argparse.Namespace) -> int:
-    for name in ("batch", "dim", "heads", "repeats", "model_len", "model_batch", "model_layers",
-                 "model_steps"):  # fmt: skip
-        if getattr(args, name) < 1:
-            raise ConfigError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
-    if args.warmup < 0:
-        raise ConfigError(f"--warmup must be >= 0, got {args.warmup}")
-    if args.dim % args.heads:
-        raise ConfigError(f"--dim {args.dim} must be divisible by --heads {args.heads}")
-    if args.device.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(
-            "--device cuda asked for, but torch sees no CUDA device; use --device cpu"
-        )
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    device = torch.device(args.device)
+def run(settings: Settings) -> dict[str, Any]:
+    """Measure and print every part asked for, in the order of PARTS; returns the rows of each
+    part under its name, with the device, sizes and rounds."""
+    device = torch.device(settings.device)
     where = torch.cuda.get_device_name(device) if device.type == "cuda" else (
         f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
     )  # fmt: skip
     print(
         f"globalconv bench op: torch {torch.__version__} on {device.type} ({where}); "
-        f"B={args.batch} D={args.dim}; median of {args.repeats} interleaved rounds "
-        f"after {args.warmup} warm-up; forward+backward unless said otherwise"
+        f"B={settings.batch} D={settings.dim}; median of {settings.repeats} interleaved rounds "
+        f"after {settings.warmup} warm-up; forward+backward unless said otherwise"
     )
-    results: dict[str, Any] = {"device": str(device), "where": where, "batch": args.batch,
-                               "dim": args.dim, "repeats": args.repeats}  # fmt: skip
+    results: dict[str, Any] = {"device": str(device), "where": where, "batch": settings.batch,
+                               "dim": settings.dim, "repeats": settings.repeats}  # fmt: skip
     parts = {
         "table": (part_table, print_table, "both FFT paths vs the FFT floor, direct, attention"),
         "breakdown": (part_breakdown, print_breakdown, "where the operator's time goes"),
@@ -610,15 +502,13 @@ def run(args: argparse.Namespace) -> int:
         "model": (part_model, print_model, "model-level training throughput"),
     }
     for name in PARTS:
-        if name in args.parts:
+        if name in settings.parts:
             measure, show, title = parts[name]
-            rows = measure(args)
+            rows = measure(settings)
             print(f"\n== {title}")
             show(rows)
             results[name] = rows
-    if args.json:
-        from globalconv.core import io
+    return results
 
-        io.write_json(args.json, results)
-        print(f"\nwrote {args.json}")
-    return 0
+
+__all__ = ["PARTS", "Settings", "run"]

@@ -1,20 +1,12 @@
-"""``globalconv bench train``: tokens per second of the training step at the study's sizes.
-
-For each task and mixer, the harness's own step (``_Run.train_step``: what ``globalconv train``
-runs each step, batch drawing, schedule, gradient clipping and all) is timed beside a bare
-hand-written PyTorch step of the same model: forward, cross-entropy at every position, backward,
-AdamW with torch's defaults, ``torch.nn.Dropout``, on one fixed batch (the floor a user would
-write). The two run in interleaved rounds in one process (``analysis.bench``)
-and are summarised by medians, so the ratio holds on a machine shared with other work.
-
-Variants beside the harness: ``no-dropout`` (the harness with ``model.dropout=0``: what dropout
-costs) and ``compiled`` (the harness with ``train.compile=true``; its first step, the compilation,
-is reported apart and amortised over ``--amortise`` steps, a typical run).
+"""The measurements of ``globalconv bench train``: tokens per second of the harness's own training
+step (``_Run.train_step``, what ``globalconv train`` runs) beside a bare hand-written PyTorch step
+of the same model, at the study's sizes (``TASKS``, ``MODEL``), with the variants of
+``VARIANTS``; timed in interleaved rounds (``analysis.bench``). What each step does:
+``globalconv bench train --help``.
 """
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import tempfile
 import time
@@ -28,8 +20,7 @@ import torch.nn.functional as F
 from globalconv import config as configuration
 from globalconv import mixers
 from globalconv.analysis import bench
-from globalconv.core import io
-from globalconv.core.errors import ConfigError
+from globalconv.core.tables import format_table
 from globalconv.tasks import IGNORE_INDEX
 
 # The study's shapes: what the quick and depth suites train, at d=64, 2 layers, batch 64.
@@ -44,15 +35,6 @@ TASKS: dict[str, list[str]] = {
     "text": ["task.name=text", "task.params.seq_len=128", "task.params.max_bytes=2000000"],
 }
 MODEL = ["model.d_model=64", "model.n_layers=2", "train.batch_size=64"]
-MIXERS = [
-    "attention",
-    "global_conv",
-    "gated_global_conv",
-    "hyena",
-    "fnet",
-    "lightconv",
-    "mlp_mixer",
-]
 VARIANTS: dict[str, list[str]] = {
     "harness": [],
     "no-dropout": ["model.dropout=0"],
@@ -180,62 +162,23 @@ def print_table(records: list[dict[str, Any]], amortise: int) -> None:
             ]
         )
     header = ["task", "mixer", "step", "ms", "tokens/s", "x bare", "note"]
-    print(bench.format_table(header, rows))
+    print(format_table(header, rows))
 
 
-def add_cli(subparsers: argparse._SubParsersAction) -> None:
-    p = bench.subcommands(subparsers).add_parser(
-        "train",
-        help="tokens/s of the training step against a bare PyTorch step, at the study's sizes",
-        description=__doc__,
-        epilog="examples:\n  globalconv bench train\n"
-        "  globalconv bench train --tasks mqar --mixers hyena --variants harness,compiled\n"
-        "  globalconv bench train --json runs/compare/bench-train.json",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    p.add_argument("--tasks", default=",".join(TASKS), help=f"comma-separated ({', '.join(TASKS)})")
-    p.add_argument("--mixers", default=",".join(MIXERS), help="comma-separated mixers")
-    p.add_argument(
-        "--variants",
-        default="harness",
-        help=f"harness steps timed beside the bare one ({', '.join(VARIANTS)}; default harness)",
-    )
-    p.add_argument("--repeats", type=int, default=15, help="timed rounds (default 15)")
-    p.add_argument("--warmup", type=int, default=3, help="untimed rounds first (default 3)")
-    p.add_argument(
-        "--amortise",
-        type=int,
-        default=2000,
-        help="steps a compilation is spread over (default 2000)",
-    )
-    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
-    p.add_argument("--json", help="write every record to this JSON file")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
-    p.set_defaults(func=run)
-
-
-def _names(text: str, known: list[str], what: str) -> list[str]:
-    names = [n.strip() for n in text.split(",") if n.strip()]
-    unknown = [n for n in names if n not in known]
-    if not names or unknown:
-        raise ConfigError(
-            f"unknown {what} {', '.join(unknown) or '(none)'}; available: {', '.join(known)}"
-        )
-    return names
-
-
-def run(args: argparse.Namespace) -> int:
-    task_names = _names(args.tasks, list(TASKS), "task(s)")
-    mixer_names = _names(args.mixers, mixers.available(), "mixer(s)")
-    variants = _names(args.variants, list(VARIANTS), "variant(s)")
-    if args.threads < 1 or args.repeats < 1 or args.warmup < 0 or args.amortise < 1:
-        raise ConfigError("--threads, --repeats and --amortise must be >= 1, --warmup >= 0")
-    torch.set_num_threads(args.threads)
-    from globalconv.analysis.bench_mixers import device_name
+def measure(
+    task_names: list[str],
+    mixer_names: list[str],
+    variants: list[str],
+    *,
+    repeats: int,
+    warmup: int,
+    amortise: int,
+    progress: bool = True,
+) -> list[dict[str, Any]]:
+    """``measure_pair`` for every task and mixer, and a record saying so for a mixer that cannot
+    run on a causal task."""
     from globalconv.train.loop import task_data
 
-    device = device_name("cpu")
-    print(f"globalconv bench train: d=64, 2 layers, batch 64, {device}")
     records: list[dict[str, Any]] = []
     for task in task_names:
         causal = task_data(_config(task, "attention", []))[0].spec.causal
@@ -244,17 +187,19 @@ def run(args: argparse.Namespace) -> int:
                 records.append({"task": task, "mixer": mixer, "skipped": "cannot be causal"})
                 continue
             records += measure_pair(
-                task,
-                mixer,
-                variants,
-                repeats=args.repeats,
-                warmup=args.warmup,
-                amortise=args.amortise,
+                task, mixer, variants, repeats=repeats, warmup=warmup, amortise=amortise
             )
-            if not args.quiet:
+            if progress:
                 print(f"  measured {task} {mixer}", flush=True)
-    print_table(records, args.amortise)
-    if args.json:
-        # under "train", not "records": the report's speed curves read "records" as bench mixers'
-        io.write_json(args.json, {"device": device, "benchmark": "train", "train": records})
-    return 0
+    return records
+
+
+__all__ = [
+    "TASKS",
+    "VARIANTS",
+    "bare_step",
+    "harness_step",
+    "measure",
+    "measure_pair",
+    "print_table",
+]

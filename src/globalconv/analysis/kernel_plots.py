@@ -1,4 +1,4 @@
-"""``globalconv kernels RUN_DIR --out DIR``: pictures of a trained model's convolution kernels.
+"""Pictures of a trained model's convolution kernels (``globalconv kernels RUN_DIR --out DIR``).
 
 For every kernel module in the model (one per global-convolution layer) one PNG: the taps over
 offset for all channels as an image, the taps of a few channels as curves, and those channels'
@@ -8,7 +8,6 @@ from the run's ``config.json`` and loaded from its ``model.safetensors``.
 
 from __future__ import annotations
 
-import argparse
 import io as bytes_io
 from pathlib import Path
 
@@ -16,17 +15,10 @@ import torch
 from torch import Tensor, nn
 
 from globalconv import config as configuration
-from globalconv.arguments import positive_int
 from globalconv.core import io
 from globalconv.core.errors import ConfigError
 from globalconv.core.io import MissingRunFileError, RunFileError
 from globalconv.kernels.base import Kernel, offsets
-
-EXAMPLES = """examples:
-  globalconv train model.mixer=global_conv --out runs/gc
-  globalconv kernels runs/gc --out runs/gc/kernels
-  globalconv kernels runs/gc --out pictures --channels 4 --length 80   # resampled or implicit
-"""
 
 
 def load_run(run_dir: str | Path) -> tuple[configuration.RunConfig, nn.Module]:
@@ -133,33 +125,4 @@ def plot_run(
     return written
 
 
-def add_cli(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser(
-        "kernels",
-        help="plot a trained run's convolution kernels (taps and spectra) as PNG",
-        description=(
-            "Rebuild the model of a run directory (config.json + model.safetensors) and write "
-            "one PNG per convolution kernel: taps over offset for every channel (image), a few "
-            "channels' taps (curves) and their magnitude spectra."
-        ),
-        epilog=EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    p.add_argument("run_dir", metavar="RUN_DIR", help="a run directory from globalconv train")
-    p.add_argument("--out", required=True, help="directory for the PNG files")
-    p.add_argument(
-        "--channels", type=positive_int, default=8, help="channels drawn as curves (default 8)"
-    )
-    p.add_argument(
-        "--length",
-        type=positive_int,
-        help="evaluate the kernel at this length (default: max_len); longer needs an implicit "
-        "kernel or resample=True",
-    )
-    p.set_defaults(func=_cmd_kernels)
-
-
-def _cmd_kernels(args: argparse.Namespace) -> int:
-    for path in plot_run(args.run_dir, args.out, channels=args.channels, length=args.length):
-        print(path)
-    return 0
+__all__ = ["kernel_modules", "load_run", "plot_kernel", "plot_run"]

@@ -1,24 +1,12 @@
-"""``globalconv lengths``: train at one length, evaluate at others.
-
-The task (generated here, deterministic from a seed): tokens from a vocabulary of 8
-symbols, two of them, a and b, appear only in planted motifs "a b" or "b a", each followed by a
-background token; the label says whether "a b" occurs more often than "b a". The number of motifs
-is a fixed fraction of the length, so the rule and the class balance do not depend on the length,
-and telling the two motifs apart needs order (a model must relate neighbouring positions).
-
-Each model is trained at --train-len and evaluated on fresh test sets at each factor times
-that length. Global convolutions with the explicit, frequency and multiscale kernels are trained
-once and evaluated twice: as trained (a shorter sequence uses the first n taps; a longer one is
-an error) and rebuilt with resample=True from the same weights (explicit and multiscale
-stretch the kernel over relative position, frequency interpolates its filter over relative
-frequency; see globalconv.kernels). The implicit kernel is evaluated at the new offsets.
-Attention is trained with sinusoidal positions (computed for any length) and learned positions
-(a table of train-len rows: longer inputs are errors).
+"""The length study of ``globalconv lengths``: a task whose rule and class balance do not depend
+on the length (``motif_majority``), the models trained at one length and evaluated at others
+(``MODELS``: each global-convolution kernel as trained and, where it can, resampled from the same
+weights; attention with sinusoidal and with learned positions), and the table of their test
+accuracies. What the study measures and why: ``globalconv lengths --help``.
 """
 
 from __future__ import annotations
 
-import argparse
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,19 +14,12 @@ from typing import Any
 import torch
 from torch import nn
 
-from globalconv.arguments import positive_float, positive_int
 from globalconv.config import ModelConfig, TrainConfig
 from globalconv.core.errors import ConfigError, SequenceTooLongError
 from globalconv.core.stats import mean_std
+from globalconv.core.tables import format_table
 from globalconv.models import Transformer
 from globalconv.tasks import Split
-
-EXAMPLES = """examples:
-  globalconv lengths                                   # the default run, a few minutes on CPU
-  globalconv lengths --train-len 32 --factors 0.5,2,8 --seeds 0,1,2
-  globalconv lengths --models explicit,implicit --steps 300 --out runs/lengths
-"""
-
 
 VOCAB = 8
 
@@ -251,98 +232,7 @@ def table(results: dict[str, Any]) -> str:
             mean, std = mean_std(values)
             cells.append(f"{mean:.3f}" if std is None else f"{mean:.3f}±{std:.3f}")
         lines.append(cells)
-    widths = [max(len(r[i]) for r in [header, *lines]) for i in range(len(header))]
-    fmt = lambda r: "  ".join(
-        c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True))
-    )  # noqa: E731
-    return "\n".join([fmt(header), fmt(["-" * w for w in widths]), *map(fmt, lines)])
+    return format_table(header, lines, left={0})
 
 
-# ---------------------------------------------------------------------------------------------
-# command
-
-
-def add_cli(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser(
-        "lengths",
-        help="length generalisation: train at one length, evaluate at others, print a table",
-        description=__doc__.split("\n\n", 1)[1],
-        epilog=EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    p.add_argument(
-        "--models",
-        default=",".join(MODELS),
-        help=f"comma-separated, from: {', '.join(MODELS)} (default: all)",
-    )
-    p.add_argument(
-        "--train-len", type=positive_int, default=64, help="training length (default 64)"
-    )
-    p.add_argument(
-        "--factors",
-        default="0.5,2,4",
-        help="evaluation lengths as multiples of the training length (default 0.5,2,4)",
-    )
-    p.add_argument("--seeds", default="0", help="comma-separated seeds (default 0)")
-    p.add_argument("--steps", type=positive_int, default=600, help="training steps (default 600)")
-    p.add_argument("--d-model", type=positive_int, default=32, help="model width (default 32)")
-    p.add_argument("--layers", type=positive_int, default=2, help="blocks (default 2)")
-    p.add_argument(
-        "--lr", type=positive_float, default=3e-3, help="peak learning rate (default 3e-3)"
-    )
-    p.add_argument(
-        "--n-train", type=positive_int, default=4000, help="training examples (default 4000)"
-    )
-    p.add_argument(
-        "--n-test", type=positive_int, default=500, help="test examples per length (default 500)"
-    )
-    p.add_argument("--out", help="also write the results as JSON to this file")
-    p.add_argument("-q", "--quiet", action="store_true", help="no per-model progress lines")
-    p.set_defaults(func=_cmd_lengths)
-
-
-def _numbers(text: str, kind, what: str) -> list:
-    try:
-        values = [kind(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise ConfigError(f"--{what} must be comma-separated numbers, got {text!r}") from None
-    if not values:
-        raise ConfigError(f"--{what} needs at least one value")
-    return values
-
-
-def _cmd_lengths(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    from globalconv.core import io
-
-    factors = _numbers(args.factors, float, "factors")
-    if any(f <= 0 for f in factors):
-        raise ConfigError(f"--factors must be positive, got {args.factors}")
-    for name in ("train_len", "steps", "d_model", "layers", "n_train", "n_test"):
-        if getattr(args, name) < 1:
-            raise ConfigError(f"--{name.replace('_', '-')} must be >= 1")
-    if not args.lr > 0:
-        raise ConfigError(f"--lr must be positive, got {args.lr}")
-    results = run(
-        models=[m.strip() for m in args.models.split(",") if m.strip()],
-        train_len=args.train_len,
-        factors=factors,
-        seeds=_numbers(args.seeds, int, "seeds"),
-        steps=args.steps,
-        d_model=args.d_model,
-        n_layers=args.layers,
-        n_train=args.n_train,
-        n_test=args.n_test,
-        lr=args.lr,
-        progress=not args.quiet,
-    )
-    print(
-        f"motif majority, trained at length {results['train_len']} for {results['steps']} steps "
-        f"(lr {results['lr']:g}), "
-        f"test accuracy (chance 0.5), seeds {results['seeds']}; n/a: the model cannot run there"
-    )
-    print(table(results))
-    if args.out:
-        io.write_json(Path(args.out), results)
-    return 0
+__all__ = ["MODELS", "motif_majority", "run", "table"]

@@ -9,7 +9,6 @@ whose figures are quoted with their sources.
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import statistics
@@ -41,9 +40,8 @@ from globalconv.analysis.document import (  # noqa: E402
 )
 from globalconv.analysis.kernel_plots import load_run, plot_kernel  # noqa: E402
 from globalconv.analysis.literature import FINDINGS  # noqa: E402
-from globalconv.arguments import positive_int
 from globalconv.core import io  # noqa: E402
-from globalconv.core.io import MissingRunFileError, RunFileError
+from globalconv.core.io import RunFileError
 from globalconv.core.stats import mean_std  # noqa: E402
 from globalconv.train import protocol  # noqa: E402
 from globalconv.train.records import read_metrics  # noqa: E402
@@ -810,44 +808,3 @@ def runs_table(runs: list[Run], root: Path) -> Table:
     ]
     header = ["run", "task", "mixer", "layers", "seed", "steps", "role", "test metric"]
     return Table(header, rows)
-
-
-# ---------------------------------------------------------------------------------------------
-# command line
-
-
-def add_cli(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser(
-        "report",
-        help="turn a directory of runs into report.md, report.html and plots",
-        description=__doc__,
-        epilog="examples:\n  globalconv compare --out runs/compare\n"
-        "  globalconv report runs/compare\n"
-        "  globalconv report runs/full --out reports/full --width 128",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    p.add_argument("runs_dir", help="directory holding run directories (searched recursively)")
-    p.add_argument("--out", help="output folder (default RUNS_DIR/report)")
-    p.add_argument(
-        "--width",
-        type=positive_int,
-        default=256,
-        help="model width D for the cost tables (default 256)",
-    )
-    p.add_argument(
-        "--reference",
-        metavar="DIR",
-        help="committed studies (e.g. results): show each cell's number there beside the fresh one",
-    )
-    p.set_defaults(func=_cmd_report)
-
-
-def _cmd_report(args: argparse.Namespace) -> int:
-    root = Path(args.runs_dir)
-    if not root.is_dir():
-        raise MissingRunFileError(f"runs directory {root} does not exist")
-    reference = Path(args.reference) if args.reference else None
-    out = Path(args.out) if args.out else root / "report"
-    out = build_report(root, out, width=args.width, reference=reference)
-    print(f"report: {out / 'report.md'}\n        {out / 'report.html'}")
-    return 0

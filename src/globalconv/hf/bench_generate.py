@@ -1,16 +1,10 @@
-"""``globalconv bench generate``: what generating costs once attention is swapped out.
-
-Our causal mixers keep no cache, so a swapped model's ``generate`` feeds the whole sequence at
-every step: n new tokens after a prompt of p cost n forward passes over p..p+n-1 tokens, where
-attention with its key-value cache passes one token each step. This times greedy ``generate``
-of a GPT-2 built from a config (random weights; the cost does not depend on them) three ways,
-interleaved: the original with its cache, the original without (the same recomputation), and
-the swapped model; ratios are to the original with its cache.
+"""The measurement of ``globalconv bench generate``: greedy ``generate`` of a GPT-2 with its
+key-value cache, without it, and with its attention swapped for a mixer (which keeps no cache, so
+every step feeds the whole sequence); see ``globalconv bench generate --help``.
 """
 
 from __future__ import annotations
 
-import argparse
 import copy
 
 import torch
@@ -83,41 +77,4 @@ def measure(
     return rows
 
 
-def run(args: argparse.Namespace) -> int:
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    rows = measure(
-        prompts=args.prompts,
-        new_tokens=args.new_tokens,
-        d_model=args.d_model,
-        layers=args.layers,
-        mixer=args.mixer,
-        repeats=args.repeats,
-    )
-    print(
-        f"greedy generate of {args.new_tokens} tokens, GPT-2 d={args.d_model}, "
-        f"{args.layers} layers, {torch.get_num_threads()} threads; ms per generated token"
-    )
-    header = ["prompt", "attention+cache", "attention, no cache", args.mixer]
-    header += ["no cache / cache", f"{args.mixer} / cache"]
-    print(bench.format_table(header, rows))
-    return 0
-
-
-def add_cli(subparsers: argparse._SubParsersAction) -> None:
-    p = bench.subcommands(subparsers).add_parser(
-        "generate",
-        help="generation cost of a swapped GPT-2 (no cache: recomputes the prefix)",
-        description=__doc__,
-        epilog="examples:\n  globalconv bench generate\n"
-        "  globalconv bench generate --prompts 64,512 --new-tokens 64 --d-model 256",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    p.add_argument("--prompts", type=bench.int_list, default=[16, 128, 512])
-    p.add_argument("--new-tokens", type=int, default=32)
-    p.add_argument("--d-model", type=int, default=64)
-    p.add_argument("--layers", type=int, default=2)
-    p.add_argument("--mixer", default="global_conv")
-    p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--threads", type=int, help="torch CPU threads")
-    p.set_defaults(func=run)
+__all__ = ["measure"]

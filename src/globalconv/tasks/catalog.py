@@ -1,20 +1,13 @@
-"""``globalconv tasks``: the registered tasks with their parameters and metrics."""
+"""The registered tasks with their parameters and metrics, as plain data and as text (what
+``globalconv tasks`` prints)."""
 
 from __future__ import annotations
 
-import argparse
 import json
 import types
 from typing import Any, Literal, Union, get_args, get_origin
 
 from globalconv import tasks
-
-EXAMPLES = """examples:
-  globalconv tasks                      every task, its metric and parameters
-  globalconv tasks mqar listops         just these
-  globalconv tasks --json               machine-readable
-  globalconv train task.name=mqar task.params.seq_len=128 task.params.num_kv_pairs=16
-"""
 
 
 def _type(annotation: Any) -> str:
@@ -56,6 +49,9 @@ def describe(name: str) -> dict[str, Any]:
 
 
 def render(entry: dict[str, Any]) -> str:
+    """A ``describe`` entry as the text ``globalconv tasks`` prints: the task, its metric, then a
+    line per parameter with its type, default and help."""
+
     def head(p: dict[str, Any]) -> str:
         default = "(required)" if p["default"] == "required" else json.dumps(p["default"])
         return f"{p['name']}: {p['type']} = {default}"
@@ -67,27 +63,4 @@ def render(entry: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def cmd_tasks(args: argparse.Namespace) -> int:
-    names = args.names or tasks.available()
-    entries = [describe(name) for name in names]
-    if args.json:
-        print(json.dumps(entries, indent=2))
-    else:
-        print("\n\n".join(render(e) for e in entries))
-    return 0
-
-
-def add_cli(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser(
-        "tasks",
-        help="list the tasks with their parameters and metrics",
-        description=(
-            "List the registered tasks: what each is, its metric, and its parameters "
-            "(set them with task.params.NAME=VALUE in train and compare)."
-        ),
-        epilog=EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    p.add_argument("names", nargs="*", metavar="TASK", help="tasks to show (default: all)")
-    p.add_argument("--json", action="store_true", help="print JSON instead of text")
-    p.set_defaults(func=cmd_tasks)
+__all__ = ["describe", "render"]

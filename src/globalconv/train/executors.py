@@ -15,7 +15,6 @@ under another.
 
 from __future__ import annotations
 
-import argparse
 import os
 import signal
 import sys
@@ -196,39 +195,6 @@ def make(
     return Inline(progress) if jobs == 1 else Pool(jobs)
 
 
-def add_options(p: argparse.ArgumentParser) -> None:
-    """--executor and --ray-address, for the commands that run many trainings."""
-    p.add_argument(
-        "--executor",
-        choices=EXECUTORS,
-        default="local",
-        help="local (default): this machine's cores, --jobs at a time; ray: one Ray task per run "
-        "(train.threads CPUs each, one GPU for train.device=cuda), as many at a time as the "
-        "cluster's CPUs hold, the same run directories (pip install 'globalconv[ray]')",
-    )
-    p.add_argument(
-        "--ray-address",
-        metavar="ADDRESS",
-        help="the Ray cluster to run on (default: RAY_ADDRESS, else a local Ray instance "
-        "started for the command); the run directories must be at the same path on every node",
-    )
-
-
-def options(args: argparse.Namespace, jobs: int | None) -> dict[str, Any]:
-    """``executor``, ``jobs`` and ``ray_address`` for ``protocol.run`` or ``sweep.run_sweep``,
-    from --executor, --ray-address and the jobs asked for (None: the executor's default)."""
-    if args.executor == "ray":
-        if jobs is not None:
-            raise ConfigError(
-                "--jobs is for the local executor; on Ray the cluster's CPUs decide how many "
-                "runs train at once (train.threads each)"
-            )
-        return {"executor": "ray", "jobs": 1, "ray_address": args.ray_address}
-    if args.ray_address:
-        raise ConfigError("--ray-address needs --executor ray")
-    return {"executor": "local", "jobs": jobs or os.cpu_count() or 1, "ray_address": None}
-
-
 def train_one(
     cfg_json: dict[str, Any],
     run_dir: str,
@@ -307,9 +273,7 @@ __all__ = [
     "Inline",
     "Pool",
     "RayCluster",
-    "add_options",
     "make",
-    "options",
     "train_one",
     "worker_pool",
 ]

@@ -1,15 +1,14 @@
-"""``globalconv runs DIR``: a table of the runs under a directory, finished or not."""
+"""What the run directories under a directory hold, finished or not, as ``globalconv runs``
+prints it."""
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 from typing import Any
 
 from globalconv.core import io
-from globalconv.core.io import MissingRunFileError
+from globalconv.core.tables import format_table
 from globalconv.train import checkpoint, records
-from globalconv.train.sweep import SUMMARY, format_table, groups_table
 
 
 def find_runs(root: Path) -> list[Path]:
@@ -98,40 +97,6 @@ def runs_table(root: Path) -> str:
     header = ["run", "status", "task", "mixer", "d_model", "layers", "params", "FLOPs/token"]
     header += ["seed", "train s", "test"]
     return "\n".join([format_table(header, rows), *problems]) if rows else ""
-
-
-EXAMPLES = """examples:
-  globalconv runs runs/                 # every run under runs/, finished or not
-  globalconv runs runs/my-sweep         # a sweep's runs, then its mean ± std over seeds
-
-Status: done, early stop, step K/N (has a checkpoint: resume with globalconv train --resume
-DIR), no checkpoint (stopped before its first checkpoint), bad checkpoint (damaged file).
-"""
-
-
-def add_cli(subparsers) -> None:
-    p = subparsers.add_parser(
-        "runs",
-        help="print a table of the runs in a directory",
-        description="Print one line per run directory (a folder with config.json) under DIR.",
-        epilog=EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    p.add_argument("dir", metavar="DIR", help="directory to search (recursively)")
-    p.set_defaults(func=cmd_runs)
-
-
-def cmd_runs(args: argparse.Namespace) -> int:
-    root = Path(args.dir)
-    if not root.is_dir():
-        raise MissingRunFileError(f"{root} is not a directory")
-    table = runs_table(root)
-    print(table or f"no runs under {root}")
-    sweep = root / SUMMARY
-    if sweep.is_file():
-        print()
-        print(groups_table(io.read_json(sweep)["groups"]))
-    return 0
 
 
 __all__ = ["describe", "find_runs", "runs_table"]

@@ -20,7 +20,6 @@ as mean and sample standard deviation over seeds in ``sweep_summary.json``.
 
 from __future__ import annotations
 
-import argparse
 import copy
 import itertools
 import json
@@ -30,10 +29,10 @@ from typing import Any
 from pydantic import Field, ValidationError
 
 from globalconv import config as configuration
-from globalconv.arguments import positive_int
 from globalconv.config import ConfigError, RunConfig, Strict
 from globalconv.core import io, stats
 from globalconv.core.settings import Problem, one_line, set_dotted
+from globalconv.core.tables import format_table
 from globalconv.train import checkpoint, executors
 
 SUMMARY = "sweep_summary.json"
@@ -276,12 +275,6 @@ def mean_std(values: list[float]) -> dict[str, float | None]:
     return {"mean": mean, "std": std, "n": len(values)}
 
 
-def format_table(header: list[str], rows: list[list[Any]]) -> str:
-    widths = [max(len(str(c)) for c in col) for col in zip(header, *rows, strict=True)]
-    line = lambda cells: "  ".join(str(c).rjust(w) for c, w in zip(cells, widths, strict=True))  # noqa: E731
-    return "\n".join([line(header), line(["-" * w for w in widths])] + [line(r) for r in rows])
-
-
 def groups_table(groups: list[dict[str, Any]]) -> str:
     rows = []
     for g in groups:
@@ -307,91 +300,6 @@ def parse_values(text: str) -> list[Any]:
     """'a,b,3e-4' -> ['a', 'b', 0.0003] (each value read as YAML)."""
 
     return [configuration.parse_yaml(v) for v in text.split(",") if v.strip()]
-
-
-EXAMPLES = """examples:
-  globalconv sweep -s configs/sweep_mnist1d.yaml
-  globalconv sweep -s configs/sweep_mnist1d.yaml --jobs 2 train.steps=300
-  globalconv sweep -c configs/mnist1d.yaml --grid model.mixer=attention,global_conv \\
-      --grid train.lr=1e-3,3e-3 --seeds 0,1,2 --out runs/lr-sweep
-  globalconv sweep -s configs/sweep_mnist1d.yaml --dry-run      # list runs and their status
-  globalconv sweep -s configs/sweep_mnist1d.yaml --executor ray  # on RAY_ADDRESS or a local Ray
-
-A sweep is resumable: run the same command again and finished runs (summary.json) are skipped,
-interrupted ones resume from their checkpoint. Results: OUT/sweep_summary.json and the table
-printed at the end (mean ± sample std over seeds); `globalconv runs OUT` lists every run.
-"""
-
-
-def add_cli(subparsers) -> None:
-    p = subparsers.add_parser(
-        "sweep",
-        help="run a grid or list of configs (mixers x tasks x seeds x lrs), resumable",
-        description="Run every combination of a grid (and/or a list of runs) of configs, "
-        "sequentially or in parallel processes, skipping finished runs.",
-        epilog=EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    p.add_argument("-s", "--sweep", help="sweep file (YAML/JSON with base, grid, runs, jobs, out)")
-    p.add_argument("-c", "--config", help="base run config (instead of the sweep file's base)")
-    p.add_argument(
-        "--grid",
-        action="append",
-        default=[],
-        metavar="KEY=V1,V2",
-        help="add a grid axis, e.g. model.mixer=attention,global_conv (repeatable)",
-    )
-    p.add_argument("--seeds", help="comma-separated seeds, a grid axis on train.seed")
-    p.add_argument(
-        "--jobs",
-        type=positive_int,
-        help="processes in parallel, local executor (default: the file's, or 1)",
-    )
-    executors.add_options(p)
-    p.add_argument("--out", help="sweep directory (default: the file's out, or runs/sweep)")
-    p.add_argument("--dry-run", action="store_true", help="list the runs and their status only")
-    p.add_argument(
-        "--rerun",
-        action="store_true",
-        help="train again the runs already in --out that were made with another config "
-        "(without it they are an error naming what differs)",
-    )
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
-    p.add_argument(
-        "overrides", nargs="*", metavar="KEY=VALUE", help="dotted overrides of the base config"
-    )
-    p.set_defaults(func=cmd_sweep)
-
-
-def cmd_sweep(args: argparse.Namespace) -> int:
-    sweep, root = load_sweep(args.sweep) if args.sweep else (SweepConfig(), Path())
-    if args.config:
-        sweep = sweep.model_copy(update={"base": str(Path(args.config).resolve())})
-    grid = dict(sweep.grid)
-    for item in args.grid:
-        key, sep, values = item.partition("=")
-        if not sep or not key or not values:
-            raise ConfigError(f"--grid {item!r} must look like key.path=v1,v2")
-        grid[key] = parse_values(values)
-    if args.seeds:
-        grid[SEED_KEY] = parse_values(args.seeds)
-    sweep = sweep.model_copy(update={"grid": grid})
-    running = executors.options(
-        args, args.jobs if args.executor == "ray" else args.jobs or sweep.jobs
-    )
-    out = Path(args.out or sweep.out or "runs/sweep")
-    runs = plan(sweep, root, args.overrides)
-    if args.dry_run:
-        for name, _, _ in runs:
-            print(f"{status(out / name):>6}  {out / name}")
-        return 0
-    summary = run_sweep(runs, out, progress=not args.quiet, rerun=args.rerun, **running)
-    print(groups_table(summary["groups"]))
-    failed = [r for r in summary["runs"] if r["status"] == "failed"]
-    for r in failed:
-        print(f"failed: {r['name']}: {r['error']}")
-    print(f"sweep directory: {out} ({len(runs)} runs, {len(failed)} failed)")
-    return 1 if failed else 0
 
 
 __all__ = ["SweepConfig", "aggregate", "load_sweep", "mean_std", "plan", "run_sweep"]
