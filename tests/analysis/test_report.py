@@ -186,3 +186,14 @@ def test_a_reference_study_is_shown_beside_each_fresh_cell(runs_dir, tmp_path):
     assert "reference study (test)" in md and "(n=1) [study]" in md
     row = next(line for line in md.splitlines() if line.startswith("| mnist1d | `global_conv`"))
     assert row.endswith("| - |")  # no global_conv cell in the reference
+
+
+def test_accuracy_against_width_is_drawn_only_when_a_task_has_two_widths(tmp_path):
+    runs = []
+    for width, accuracy in ((32, 0.3), (64, 0.9)):
+        for run in cell("attention", 2, [accuracy, accuracy + 0.01]):
+            run.config["model"]["d_model"] = width
+            runs.append(run)
+    assert report.plot_by_width(runs, tmp_path / "w.png") == tmp_path / "w.png"
+    assert (tmp_path / "w.png").stat().st_size > 0
+    assert report.plot_by_width(runs[:2], tmp_path / "one.png") is None

@@ -214,6 +214,15 @@ def build_report(root: Path, out: Path, *, width: int = 256, reference: Path | N
             "each seed a dot; the dashed line is the task's trivial floor.",
         )
     )
+    by_width = plot_by_width(runs, out / "by_width.png")
+    if by_width is not None:
+        doc.add(
+            Image(
+                by_width,
+                "Test metric against model width, one panel per task (as Zoology plots MQAR): "
+                "mean over seeds, ±1 std where n ≥ 2; the dashed line is the trivial floor.",
+            )
+        )
     selections = selection_records(root)
     if selections:
         doc.add(
@@ -490,6 +499,41 @@ def plot_scores(runs: list[Run], path: Path) -> Path:
         ax.set_xticks(range(len(names)), names, rotation=35, ha="right", fontsize=8)
         ax.set_title(label)
         ax.set_ylabel(group[0].metric)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_by_width(runs: list[Run], path: Path) -> Path | None:
+    """Test metric against width per task, one line per mixer; None unless some task was run
+    at two widths or more."""
+    groups = {k: g for k, g in _by(runs, "label").items() if len({r.width for r in g}) > 1}
+    if not groups:
+        return None
+    fig, axes = plt.subplots(1, len(groups), figsize=(4 * len(groups), 3.4), squeeze=False)
+    for ax, ((label,), group) in zip(axes[0], groups.items(), strict=True):
+        for k, ((mixer,), members) in enumerate(_by(group, "mixer").items()):
+            points = [
+                (w, mean_std([r.score for r in g])) for (w,), g in _by(members, "width").items()
+            ]
+            widths = [w for w, _ in points]
+            means = [m for _, (m, _) in points]
+            stds = [sd or 0.0 for _, (_, sd) in points]
+            ax.errorbar(widths, means, yerr=stds, marker="osd^v<>"[k % 7], ms=4, capsize=3,
+                        lw=1.2, ls="-" if mixer == REFERENCE else ("--", ":")[k % 2],
+                        color=_color(mixer), label=mixer)  # fmt: skip
+        floor = group[0].floor
+        if floor is not None:
+            ax.axhline(floor, ls="--", lw=1, color="gray", label="floor")
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(
+            sorted({r.width for r in group}), [str(w) for w in sorted({r.width for r in group})]
+        )
+        ax.set_xlabel("model width")
+        ax.set_ylabel(f"test {group[0].metric}")
+        ax.set_title(label)
+        ax.legend(fontsize=6)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
