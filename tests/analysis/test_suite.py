@@ -12,17 +12,14 @@ def configs(cells):
     return [cell.config(point, cell.tune_seed) for cell in cells for point in cell.points()]
 
 
-def test_quick_suite_is_the_trio_on_three_task_families():
+def test_quick_suite_is_the_trio_on_the_studies_cells():
     cells = suite.plan("quick")
     names = [cell.name for cell in cells]
-    assert len(names) == 9 and "mqar_32x4/gated_global_conv-l2" in names
+    assert len(names) == 6 and "mqar_32x4/gated_global_conv-l2" in names
     runs = configs(cells)
-    assert {cfg.task.name for cfg in runs} == {"mnist1d", "mqar", "text"}
+    assert {cfg.task.name for cfg in runs} == {"mnist1d", "mqar"}
     assert all(cfg.task.valid_fraction > 0 and cfg.train.eval_every > 0 for cfg in runs)
-    text = [cfg for cfg in runs if cfg.task.name == "text"]  # no study: tuned here
-    assert {cfg.train.lr for cfg in text} == set(suite.SUITES["quick"].grid["train.lr"])
-    shared = [c for c in cells if not c.name.startswith("text/")]
-    assert all(c.grid == {} and c.fixed and c.fixed_from for c in shared)
+    assert all(c.grid == {} and c.fixed and c.fixed_from for c in cells)  # nothing tuned here
 
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -104,6 +101,6 @@ def test_cli_list_and_dry_run(capsys, tmp_path):
     assert cli.main(["compare", "--list"]) == 0
     assert "depth" in capsys.readouterr().out
     assert cli.main(["compare", "--dry-run", "--out", str(tmp_path)]) == 0
-    # text: 2 grid points + the seeds line; the 6 cells the studies chose for: 1 + 1
-    assert len(capsys.readouterr().out.splitlines()) == 3 * 3 + 6 * 2
+    # the 6 cells the studies chose for: their one run + the seeds line
+    assert len(capsys.readouterr().out.splitlines()) == 6 * 2
     assert cli.main(["compare", "--suite", "nope"]) == 2
