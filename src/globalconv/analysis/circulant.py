@@ -30,6 +30,9 @@ Sequences of different true lengths give maps of different sizes, so each layer'
 averaged over the test sequences of its most common true length. ``report_section`` sets the
 shares beside each task's verdict (the trained ``global_conv`` against attention) with two
 predictions: from the mean maps' structure, and from the fixed-map share.
+
+One file (past 400 lines) because the report section is a reading of these measures, with their
+threshold and the head measures, and is tested beside them.
 """
 
 from __future__ import annotations

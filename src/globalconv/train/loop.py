@@ -6,6 +6,9 @@ which marks a finished run, is a ``train.summary.Summary``.
 Reproducibility: the batch drawn at step s is a function of (seed, s) alone, and checkpoints
 hold the model, optimiser, RNG and early-stopping state, so a run resumed from any checkpoint
 ends with the same numbers as an uninterrupted one (same machine and thread count).
+
+One file (past 400 lines) because the run's state (``_Run``) and the pieces it alone drives
+(batch order, signals, RNG states, the step, early stopping) read top to bottom as one procedure.
 """
 
 from __future__ import annotations
