@@ -18,21 +18,21 @@ import sys
 from pathlib import Path
 
 from globalconv.analysis import report
+from globalconv.train.rundir import SELECTION, RunDir, find_runs
 
-RUN_FILES = ("request.json", "config.json", "summary.json", "env.json", "metrics.jsonl")
+RUN_FILES = (RunDir.REQUEST, RunDir.CONFIG, RunDir.SUMMARY, RunDir.ENV, RunDir.METRICS)
 
 
 def publish(source: Path, dest: Path) -> Path:
-    for summary in sorted(source.rglob("summary.json")):
-        run = summary.parent
-        if not (run.parent / "selection.json").is_file():
+    for run in find_runs(source, finished=True):
+        if not (run.path.parent / SELECTION).is_file():
             continue  # its cell is still tuning: published with its choice, next time
-        target = dest / run.relative_to(source)
+        target = dest / run.path.relative_to(source)
         target.mkdir(parents=True, exist_ok=True)
         for name in RUN_FILES:
-            if (run / name).is_file():
-                shutil.copy2(run / name, target / name)
-    for record in [*source.rglob("selection.json"), *source.glob("protocol.json")]:
+            if (run.path / name).is_file():
+                shutil.copy2(run.path / name, target / name)
+    for record in [*source.rglob(SELECTION), *source.glob("protocol.json")]:
         target = dest / record.relative_to(source)
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(record, target)
@@ -41,10 +41,10 @@ def publish(source: Path, dest: Path) -> Path:
     attention = conv and next(
         (r for r in results if r.mixer == "attention" and r.task == conv.task), None
     )
-    for run in (conv, attention):
-        if run is not None:
-            weights = source / run.path.relative_to(dest) / "model.safetensors"
-            shutil.copy2(weights, run.path / "model.safetensors")
+    for result in (conv, attention):
+        if result is not None:
+            weights = RunDir(source / result.path.relative_to(dest)).weights_path
+            shutil.copy2(weights, result.files.weights_path)
     return report.build_report(dest, dest / "report")
 
 

@@ -52,7 +52,7 @@ def test_torchrun_two_processes_match_one(tmp_path):
     summary = json.loads((tmp_path / "ddp" / "summary.json").read_text())
     assert summary["world_size"] == 2
     for key in ("test_loss", "test_accuracy", "valid_loss", "final_train_loss"):
-        assert summary[key] == pytest.approx(single[key], rel=1e-5, abs=1e-6), key
+        assert summary[key] == pytest.approx(getattr(single, key), rel=1e-5, abs=1e-6), key
     wa = load_file(str(tmp_path / "ddp" / "model.safetensors"))
     wb = load_file(str(tmp_path / "one" / "model.safetensors"))
     for k in wb:

@@ -63,11 +63,11 @@ def test_the_run_records_what_was_matched(tmp_path):
     tiny += ["task.params.valid_fraction=0.1"]
     cfg = C.load(None, [*tiny, "train.steps=2", "match.by=params", "match.tolerance=0.1"])
     s = train(cfg, tmp_path / "r", progress=False)
-    assert s["match"]["by"] == "params" and s["match"]["reference"] == "attention"
-    assert s["d_model"] == s["match"]["size"]["d_model"] != 16
-    assert abs(s["params"] / s["match"]["reference_value"] - 1) <= 0.1
+    assert s.match["by"] == "params" and s.match["reference"] == "attention"
+    assert s.d_model == s.match["size"]["d_model"] != 16
+    assert abs(s.params / s.match["reference_value"] - 1) <= 0.1
     saved = C.parse(json.loads((tmp_path / "r" / "config.json").read_text()))
-    assert saved.model.d_model == s["d_model"] and saved.match.reference_d_model == 16
+    assert saved.model.d_model == s.d_model and saved.match.reference_d_model == 16
 
 
 def test_compare_match_flag(tmp_path, capsys):

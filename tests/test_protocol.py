@@ -8,6 +8,7 @@ from globalconv import cli
 from globalconv.analysis import report, suite, verdicts
 from globalconv.core import io
 from globalconv.train import protocol
+from globalconv.train.summary import Summary
 
 BASE = {
     "task": {"name": "mqar", "params": {"num_train": 200, "num_test": 50}, "valid_fraction": 0.2},
@@ -30,7 +31,7 @@ def planted_train(valid_by_lr, test_by_lr, calls):
         }  # fmt: skip
         io.write_json(run_dir / "config.json", cfg.model_dump(mode="json"))
         io.write_json(run_dir / "summary.json", summary)
-        return summary
+        return Summary(**summary)
 
     return train
 
@@ -50,7 +51,7 @@ def test_selection_takes_the_best_validation_point_never_the_best_test_point(tmp
     assert record["final_runs"] == ["lr=0.001-s0", "lr=0.001-s1", "lr=0.001-s2"]
     # the grid at seed 0, then only the chosen point for the other seeds (seed 0 reused)
     assert sorted(calls) == sorted([(1e-3, 0), (3e-3, 0), (1e-2, 0), (1e-3, 1), (1e-3, 2)])
-    assert [r["summary"]["test_accuracy"] for r in summary["runs"]] == pytest.approx(
+    assert [r["summary"].test_accuracy for r in summary["runs"]] == pytest.approx(
         [0.7, 0.701, 0.702]
     )
     # the report reads the same choice: only the chosen runs give test numbers
@@ -77,7 +78,8 @@ def test_select_ignores_test_and_failed_points_and_breaks_ties_by_validation_los
     ]
     assert protocol.select(bits, "bits_per_token")["settings"] == {"lr": 2}
     assert protocol.select([points[2]], "accuracy") is None
-    summary = {"valid_accuracy": 0.5, "test_accuracy": 0.9, "valid_loss": 1.0, "seed": 3}
+    summary = Summary(task="t", mixer="m", valid_accuracy=0.5, test_accuracy=0.9, valid_loss=1.0,
+                      seed=3)  # fmt: skip
     assert protocol.validation_scores(summary) == {"valid_accuracy": 0.5, "valid_loss": 1.0}
 
 

@@ -74,9 +74,9 @@ def test_training_and_evaluation_match_computing_every_position(tmp_path, monkey
     selected = train(C.load(None, overrides), tmp_path / "selected", progress=False)
     monkeypatch.setattr(loop, "scored_positions", lambda targets: None)
     every = train(C.load(None, overrides), tmp_path / "every", progress=False)
-    assert selected["final_train_loss"] == pytest.approx(every["final_train_loss"], rel=1e-6)
-    assert selected["test_loss"] == pytest.approx(every["test_loss"], rel=1e-6)
-    assert selected["test_accuracy"] == every["test_accuracy"]
+    assert selected.final_train_loss == pytest.approx(every.final_train_loss, rel=1e-6)
+    assert selected.test_loss == pytest.approx(every.test_loss, rel=1e-6)
+    assert selected.test_accuracy == every.test_accuracy
     a = load_file(str(tmp_path / "selected" / "model.safetensors"))
     b = load_file(str(tmp_path / "every" / "model.safetensors"))
     for name in a:

@@ -7,6 +7,7 @@ from globalconv import cli
 from globalconv import config as C
 from globalconv.train import checkpoint, sweep, train
 from globalconv.train.evaluation import evaluate_run
+from globalconv.train.summary import Summary
 
 TINY = {
     "model": {"d_model": 16, "n_layers": 1},
@@ -45,15 +46,15 @@ def test_mean_and_sample_std_over_seeds():
         {
             "name": f"seed={s}",
             "settings": {"model.mixer": "attention", "train.seed": s},
-            "summary": {
-                "task": "t",
-                "mixer": "attention",
-                "metric": "accuracy",
-                "params": 10,
-                "seed": s,
-                "test_accuracy": acc,
-                "test_loss": 1.0,
-            },
+            "summary": Summary(
+                task="t",
+                mixer="attention",
+                metric="accuracy",
+                params=10,
+                seed=s,
+                test_accuracy=acc,
+                test_loss=1.0,
+            ),
         }
         for s, acc in [(0, 0.5), (1, 0.7), (2, 0.9)]
     ]
@@ -119,8 +120,8 @@ def test_eval_reproduces_the_saved_metrics(tmp_path, capsys):
     cfg = C.parse(TINY)
     s = train(cfg, tmp_path / "r", progress=False)
     result = evaluate_run(tmp_path / "r")
-    assert result["results"]["test"]["accuracy"] == s["test_accuracy"]
-    assert math.isclose(result["results"]["test"]["loss"], s["test_loss"], rel_tol=1e-6)
+    assert result["results"]["test"]["accuracy"] == s.test_accuracy
+    assert math.isclose(result["results"]["test"]["loss"], s.test_loss, rel_tol=1e-6)
     shuffled = evaluate_run(tmp_path / "r", ["task.params.shuffled=true"])
     assert shuffled["task_params"]["shuffled"] is True
     assert cli.main(["eval", str(tmp_path / "r"), "--split", "test"]) == 0

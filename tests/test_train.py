@@ -58,11 +58,11 @@ def test_same_config_and_seed_give_the_same_metrics(tmp_path):
     c = cfg("train.steps=8", "train.eval_every=4")
     a = train(c, tmp_path / "a", progress=False)
     b = train(c, tmp_path / "b", progress=False)
-    assert [a[k] for k in RESULT_KEYS] == [b[k] for k in RESULT_KEYS]
+    assert [getattr(a, k) for k in RESULT_KEYS] == [getattr(b, k) for k in RESULT_KEYS]
     assert losses(tmp_path / "a") == losses(tmp_path / "b") and len(losses(tmp_path / "a")) == 8
     assert same_weights(tmp_path / "a", tmp_path / "b")
     other = train(cfg("train.steps=8", "train.seed=1"), tmp_path / "c", progress=False)
-    assert other["final_train_loss"] != a["final_train_loss"]  # the seed matters
+    assert other.final_train_loss != a.final_train_loss  # the seed matters
 
 
 def test_run_directory_contents(tmp_path):
@@ -76,8 +76,8 @@ def test_run_directory_contents(tmp_path):
     first = read_metrics(tmp_path / "r" / "metrics.jsonl")[0]
     assert {"step", "loss", "lr", "tokens_per_s", "grad_norm"} <= set(first)
     assert [r["step"] for r in evals(tmp_path / "r")] == [2, 4]
-    assert s["steps_done"] == 4 and s["world_size"] == 1 and s["match"] is None
-    assert {g["name"] for g in s["param_groups"]} == {"decay", "no_decay", "kernel"}
+    assert s.steps_done == 4 and s.world_size == 1 and s.match is None
+    assert {g["name"] for g in s.param_groups} == {"decay", "no_decay", "kernel"}
     config = json.loads((tmp_path / "r" / "config.json").read_text())
     assert C.parse(config) == cfg("train.steps=4", "train.eval_every=2")  # resolved, reloadable
 
@@ -118,8 +118,8 @@ def test_resume_after_a_crash_equals_an_uninterrupted_run(tmp_path, monkeypatch)
     with pytest.raises(ValueError, match="already holds a run; pass --resume"):
         train(c, tmp_path / "part", progress=False)  # never a silent fresh start
     resumed = train(c, tmp_path / "part", progress=False, resume=True)
-    assert resumed["resumed_from_step"] == 8
-    assert [resumed[k] for k in RESULT_KEYS] == [whole[k] for k in RESULT_KEYS]
+    assert resumed.resumed_from_step == 8
+    assert [getattr(resumed, k) for k in RESULT_KEYS] == [getattr(whole, k) for k in RESULT_KEYS]
     assert losses(tmp_path / "part") == losses(tmp_path / "whole")  # steps 9-10 not doubled
     assert evals(tmp_path / "part") == evals(tmp_path / "whole")
     assert same_weights(tmp_path / "part", tmp_path / "whole")
@@ -137,7 +137,7 @@ def test_sigint_saves_and_resume_matches(tmp_path, monkeypatch):
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored
     assert checkpoint.read_meta(tmp_path / "part" / "checkpoint.pt")["step"] == 6
     resumed = train(c, tmp_path / "part", progress=False, resume=True)
-    assert [resumed[k] for k in RESULT_KEYS] == [whole[k] for k in RESULT_KEYS]
+    assert [getattr(resumed, k) for k in RESULT_KEYS] == [getattr(whole, k) for k in RESULT_KEYS]
     assert losses(tmp_path / "part") == losses(tmp_path / "whole")
 
 
@@ -196,11 +196,11 @@ def test_early_stopping_keeps_the_best_weights(tmp_path):
         "train.early_stopping.min_delta=1.0",
     )
     s = train(c, tmp_path / "r", progress=False)
-    assert s["stopped_early"] and s["steps_done"] == 6
-    assert s["best_valid_step"] == 2 and s["weights_from_step"] == 2
+    assert s.stopped_early and s.steps_done == 6
+    assert s.best_valid_step == 2 and s.weights_from_step == 2
     logged = evals(tmp_path / "r")[0]  # the step-2 evaluation, from the weights then
-    assert s["valid_accuracy"] == logged["valid_accuracy"]
-    assert s["valid_loss"] == pytest.approx(logged["valid_loss"], rel=1e-6)
+    assert s.valid_accuracy == logged["valid_accuracy"]
+    assert s.valid_loss == pytest.approx(logged["valid_loss"], rel=1e-6)
 
 
 def test_gradient_accumulation_matches_the_full_batch(tmp_path):
@@ -210,7 +210,7 @@ def test_gradient_accumulation_matches_the_full_batch(tmp_path):
         tmp_path / "b",
         progress=False,
     )
-    assert accum["final_train_loss"] == pytest.approx(plain["final_train_loss"], rel=1e-5)
+    assert accum.final_train_loss == pytest.approx(plain.final_train_loss, rel=1e-5)
     wa, wb = weights(tmp_path / "a"), weights(tmp_path / "b")
     for k in wa:
         torch.testing.assert_close(wa[k], wb[k], rtol=1e-4, atol=1e-5)
@@ -218,10 +218,10 @@ def test_gradient_accumulation_matches_the_full_batch(tmp_path):
 
 def test_bf16_autocast_and_compile_run(tmp_path):
     s = train(cfg("train.steps=3", "train.precision=bf16"), tmp_path / "bf16", progress=False)
-    assert s["precision"] == "bf16" and s["final_train_loss"] < 10
+    assert s.precision == "bf16" and s.final_train_loss < 10
     c = cfg("train.steps=2", "train.compile=true", "train.compile_backend=eager")
     s = train(c, tmp_path / "compiled", progress=False)
-    assert s["final_train_loss"] < 10
+    assert s.final_train_loss < 10
 
 
 def test_tensorboard_logging(tmp_path):

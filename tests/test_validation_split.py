@@ -60,11 +60,11 @@ def test_the_summary_states_the_split_sizes_its_source_budget_and_floor(tmp_path
         ],
     )
     summary = train(cfg, tmp_path / "run", progress=False)
-    assert summary["splits"] == {"train": 240, "valid": 60, "test": 50}
-    assert "task.valid_fraction" in summary["valid_source"]
-    assert "valid_accuracy" in summary and "test_accuracy" in summary
-    assert summary["train_tokens"] == 3 * 16 * 32
-    assert summary["baseline"] == {
+    assert summary.splits == {"train": 240, "valid": 60, "test": 50}
+    assert "task.valid_fraction" in summary.valid_source
+    assert summary.valid_accuracy is not None and summary.test_accuracy is not None
+    assert summary.train_tokens == 3 * 16 * 32
+    assert summary.to_json()["baseline"] == {
         "value": 0.25,
         "what": "a random one of the 4 values in the context",
     }

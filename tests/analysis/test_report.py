@@ -9,6 +9,7 @@ from globalconv import cli, config
 from globalconv.analysis import report
 from globalconv.core import io
 from globalconv.train import train
+from globalconv.train.summary import Summary
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -126,7 +127,7 @@ def fake_run(mixer, layers, accuracy, seed=0, floor=0.1, label="t"):
     summary = {"task": label, "mixer": mixer, "metric": "accuracy", "test_accuracy": accuracy,
                "seed": seed, "baseline": {"value": floor, "what": "majority class"}}  # fmt: skip
     config = {"model": {"n_layers": layers}}
-    return report.Run(Path(f"{mixer}-{layers}-{seed}"), summary, config, [], [])
+    return report.Run(Path(f"{mixer}-{layers}-{seed}"), Summary(**summary), config, [], [])
 
 
 def cell(mixer, layers, scores, **kw):

@@ -26,7 +26,7 @@ def test_a_sweep_refuses_runs_made_with_another_config_and_reruns_them_on_reques
     with pytest.raises(C.ConfigError, match=r"train.steps=3 in request.json, 4 now.*--rerun"):
         sweep.run_sweep(_runs("train.steps=4"), tmp_path, progress=False)
     redone = sweep.run_sweep(_runs("train.steps=4"), tmp_path, progress=False, rerun=True)
-    assert redone["runs"][0]["summary"]["steps"] == 4
+    assert redone["runs"][0]["summary"].steps == 4
 
 
 def test_matched_runs_compare_the_request_not_the_resized_config(tmp_path):
@@ -56,7 +56,7 @@ def test_compare_refuses_a_directory_of_runs_made_with_fewer_steps(tmp_path, cap
     with pytest.raises(C.ConfigError, match=r"train.steps=3 in request.json, 4 now"):
         protocol.run([cell4], tmp_path, progress=False, echo=lambda *_: None)
     summary = protocol.run([cell4], tmp_path, progress=False, echo=lambda *_: None, rerun=True)
-    assert summary["runs"][0]["summary"]["steps"] == 4
+    assert summary["runs"][0]["summary"].steps == 4
 
 
 def test_the_rerun_flag_is_on_compare_and_sweep():

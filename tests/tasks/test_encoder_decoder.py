@@ -88,8 +88,8 @@ def test_trainer_runs_an_encoder_decoder_task(tmp_path):
         ],
     )
     summary = train(cfg, tmp_path, progress=False)
-    assert summary["task"] == "reverse" and 0.0 <= summary["test_accuracy"] <= 1.0
-    assert summary["flops_per_token"] > 0
+    assert summary.task == "reverse" and 0.0 <= summary.test_accuracy <= 1.0
+    assert summary.flops_per_token > 0
 
 
 @pytest.mark.slow
@@ -114,4 +114,4 @@ def test_encoder_decoder_learns_to_copy(tmp_path, mixer, floor):
         ],
     )
     summary = train(cfg, tmp_path, progress=False)
-    assert summary["test_accuracy"] > floor
+    assert summary.test_accuracy > floor

@@ -5,6 +5,9 @@ them, ``run`` does the parts asked for. What each part times: ``globalconv bench
 
 Every number is a median of interleaved rounds after warm-up; ratios are taken within a row,
 so they hold up on a shared machine better than the absolute times.
+
+One file (past 400 lines) because the parts share ``Settings`` and the step builders, and each
+part's measurement sits beside the printing of its rows.
 """
 
 from __future__ import annotations

@@ -30,6 +30,9 @@ Sequences of different true lengths give maps of different sizes, so each layer'
 averaged over the test sequences of its most common true length. ``report_section`` sets the
 shares beside each task's verdict (the trained ``global_conv`` against attention) with two
 predictions: from the mean maps' structure, and from the fixed-map share.
+
+One file (past 400 lines) because the report section is a reading of these measures, with their
+threshold and the head measures, and is tested beside them.
 """
 
 from __future__ import annotations
@@ -269,11 +272,12 @@ def measure_run(run_dir: str | Path, *, samples: int = SAMPLES) -> list[HeadMeas
     """Every attention head of a trained run (config.json + model.safetensors), measured on up
     to ``samples`` sequences of each layer's most common length in its task's test split."""
     from globalconv import tasks
-    from globalconv.analysis.kernel_plots import load_run
+    from globalconv.train.rundir import RunDir
 
     if samples < 1:
         raise ConfigError(f"samples must be >= 1, got {samples}")
-    cfg, model = load_run(run_dir)
+    run = RunDir(run_dir)
+    cfg, model = run.run_config(), run.load_model()
     test = tasks.build(cfg.task.name, cfg.task.params).splits()["test"]
     L = test.inputs.shape[1]
     per_batch = max(1, 2**22 // (L * L))  # bounds the (B, H, L, L) maps made at once
@@ -371,9 +375,9 @@ def _agrees(predicted: bool, gap: tuple[str, bool] | None) -> str:
 
 def report_section(runs: list[RunLike], *, samples: int = SAMPLES) -> list:
     """The measurement for the attention runs of every task, beside the task's verdict."""
-    trained = [
-        r for r in runs if r.mixer == "attention" and (r.path / "model.safetensors").is_file()
-    ]
+    from globalconv.train.rundir import RunDir
+
+    trained = [r for r in runs if r.mixer == "attention" and RunDir(r.path).has_weights]
     if not trained:
         return []
     groups: dict[tuple[str, int], list[tuple[RunLike, list[HeadMeasure]]]] = {}

@@ -2,8 +2,8 @@
 
 For every kernel module in the model (one per global-convolution layer) one PNG: the taps over
 offset for all channels as an image, the taps of a few channels as curves, and those channels'
-magnitude spectra (|rfft| of the taps, in dB over normalised frequency). The model is rebuilt
-from the run's ``config.json`` and loaded from its ``model.safetensors``.
+magnitude spectra (|rfft| of the taps, in dB over normalised frequency). The model is the run
+directory's (``RunDir.load_model``: its ``config.json`` and ``model.safetensors``).
 """
 
 from __future__ import annotations
@@ -14,36 +14,10 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from globalconv import config as configuration
 from globalconv.core import io
 from globalconv.core.errors import ConfigError
-from globalconv.core.io import MissingRunFileError, RunFileError
 from globalconv.kernels.base import Kernel, offsets
-
-
-def load_run(run_dir: str | Path) -> tuple[configuration.RunConfig, nn.Module]:
-    """The config and trained model of a run directory (config.json + model.safetensors)."""
-    from globalconv import tasks
-    from globalconv.models import build_model
-
-    run_dir = Path(run_dir)
-    for name in ("config.json", "model.safetensors"):
-        if not (run_dir / name).is_file():
-            raise MissingRunFileError(
-                f"{run_dir / name} does not exist; pass a run directory written by globalconv train"
-            )
-    cfg = configuration.parse(io.read_json(run_dir / "config.json"))
-    spec = tasks.build(cfg.task.name, cfg.task.params).spec
-    model = build_model(cfg.model, spec)
-    try:
-        model.load_state_dict(io.read_safetensors(run_dir / "model.safetensors"))
-    except RuntimeError as err:
-        first = str(err).strip().splitlines()[0]
-        raise RunFileError(
-            f"{run_dir / 'model.safetensors'} does not match the model its config.json "
-            f"describes ({first}); was it written by another version?"
-        ) from None
-    return cfg, model.eval()
+from globalconv.train.rundir import RunDir
 
 
 def kernel_modules(model: nn.Module) -> list[tuple[str, Kernel]]:
@@ -105,11 +79,13 @@ def plot_run(
     """Write one PNG per kernel of the run's model into ``out``; return their paths."""
     if channels < 1:
         raise ConfigError(f"channels must be >= 1, got {channels}")
-    cfg, model = load_run(run_dir)
+    run = RunDir(run_dir)
+    model = run.load_model()
     found = kernel_modules(model)
     if not found:
         raise ConfigError(
-            f"the model of {run_dir} (mixer {cfg.model.mixer}) has no convolution kernels to plot"
+            f"the model of {run_dir} (mixer {run.run_config().model.mixer}) has no convolution "
+            "kernels to plot"
         )
     written = []
     with torch.no_grad():
@@ -125,4 +101,4 @@ def plot_run(
     return written
 
 
-__all__ = ["kernel_modules", "load_run", "plot_kernel", "plot_run"]
+__all__ = ["kernel_modules", "plot_kernel", "plot_run"]

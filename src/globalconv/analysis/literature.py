@@ -8,6 +8,9 @@ from the source named with it (a paper's abstract, or an authors' repository whe
 tables could not be read) and is not reproduced here; where a source could not be read the row
 gives the relation and the map, which follow from the operator's definition, and says
 "figure not quoted". Text is plain and markdown-safe: no table pipes, formulas in backticks.
+
+One file (past 400 lines) because it is mostly the quoted rows themselves, kept beside the few
+functions that render them.
 """
 
 from __future__ import annotations

@@ -2,6 +2,9 @@
 machine: ``op``, ``mixers``, ``generate``, ``train``, and ``gpu``, which runs the others on a CUDA
 device. The measurements themselves are in ``globalconv.analysis.bench_*`` and
 ``globalconv.hf.bench_generate``; here are their options, checks and output files.
+
+One file (past 400 lines) because it is one command, as every command is one module: its
+subcommands share the device and thread checks, each one's options beside its handler.
 """
 
 from __future__ import annotations

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import argparse
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from globalconv.core.errors import ConfigError
 from globalconv.core.tables import format_table
+
+if TYPE_CHECKING:
+    from globalconv.train.summary import Summary
 
 # globalconv.train.executors.EXECUTORS, named here so that parsing loads no torch (a test checks
 # that the two agree)
@@ -76,25 +79,28 @@ def comma_list(text: str | None) -> list[str]:
 
 
 def summaries_table(
-    summaries: list[dict[str, Any]], studied: list[str] | None = None, label: str | None = None
+    summaries: list[Summary], studied: list[str] | None = None, label: str | None = None
 ) -> str:
-    """One row per finished run (its summary.json); ``studied``: the reference study's result
+    """One row per finished run (its summary); ``studied``: the reference study's result
     for each row's cell; ``label``: the task as the suite names it (else the task's name)."""
-    metric = summaries[0]["metric"]
-    key = "test_accuracy" if metric == "accuracy" else "test_bits_per_token"
+    metric = summaries[0].metric
+
+    def shown(value: float | int | None, form: str) -> str:
+        return "-" if value is None else format(value, form)
+
     header = ["task", "mixer", "d_model", "layers", "params", "FLOPs/token", "train s", "tokens/s"]
     header.append(f"test {metric}")
     rows = [
         [
-            label or s["task"],
-            s["mixer"],
-            s.get("d_model", "-"),
-            s.get("n_layers", "-"),
-            f"{s['params']:,}",
-            f"{s['flops_per_token']:,.0f}" if s.get("flops_per_token") is not None else "-",
-            f"{s['train_seconds']:.1f}",
-            f"{s['train_tokens_per_s']:,.0f}",
-            f"{s[key]:.4f}",
+            label or s.task,
+            s.mixer,
+            shown(s.d_model, ""),
+            shown(s.n_layers, ""),
+            shown(s.params, ","),
+            shown(s.flops_per_token, ",.0f"),
+            shown(s.train_seconds, ".1f"),
+            shown(s.train_tokens_per_s, ",.0f"),
+            shown(s.result("test", metric), ".4f"),
         ]
         for s in summaries
     ]

@@ -93,8 +93,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from globalconv.analysis import suite
-    from globalconv.core import io
     from globalconv.train import sweep
+    from globalconv.train.rundir import RunDir
 
     if args.list:
         print(suite.describe())
@@ -150,8 +150,7 @@ def run(args: argparse.Namespace) -> int:
         rows = [(s, run_dir) for task, s, run_dir in done if task == label]
         studied = None
         if known is not None:
-            studied = [known.get(cell_key(label, io.read_json(d / "config.json")), "-")
-                       for _, d in rows]  # fmt: skip
+            studied = [known.get(cell_key(label, RunDir(d).read_config()), "-") for _, d in rows]
         print(summaries_table([s for s, _ in rows], studied, label) + "\n")
     print(selection_table(summary["cells"]) + "\n")
     if any(len(g.get("runs", [])) > 1 for g in summary["groups"]):

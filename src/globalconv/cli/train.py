@@ -6,7 +6,7 @@ import argparse
 import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from globalconv import config as configuration
 from globalconv.cli.common import (
@@ -15,6 +15,9 @@ from globalconv.cli.common import (
     print_failed,
     summaries_table,
 )
+
+if TYPE_CHECKING:
+    from globalconv.train.summary import Summary
 
 EXAMPLES = """examples:
   globalconv train model.mixer=global_conv train.steps=500
@@ -56,6 +59,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from globalconv.core import io
     from globalconv.train import train
+    from globalconv.train.rundir import RunDir
 
     if args.resume:
         if args.config or args.seeds or args.overwrite:
@@ -68,10 +72,11 @@ def run(args: argparse.Namespace) -> int:
                 f"(or copy the run directory to {args.out} and resume that)"
             )
         out = Path(args.resume)
-        if not (out / "config.json").is_file():
-            raise io.MissingRunFileError(f"{out} has no config.json: not a run directory")
-        io.read_json(out / "config.json")  # damaged: an error naming it
-        cfg = _load(str(out / "config.json"), args.match, args.overrides)
+        run = RunDir(out)
+        if not run.config_path.is_file():
+            raise io.MissingRunFileError(f"{out} has no {RunDir.CONFIG}: not a run directory")
+        run.read_config()  # damaged: an error naming it
+        cfg = _load(str(run.config_path), args.match, args.overrides)
         summary = train(cfg, out, progress=not args.quiet, resume=True)
         _report(summary, out)
         return 0
@@ -90,7 +95,7 @@ def _load(path: str | None, match: str | None, overrides: list[str]) -> configur
     return configuration.parse(configuration.apply_overrides(data, by + overrides))
 
 
-def _report(summary: dict[str, Any], out: Path) -> None:
+def _report(summary: Summary, out: Path) -> None:
     if os.environ.get("RANK", "0") == "0":  # under torchrun, one process speaks
         print(summaries_table([summary]))
         print(f"run directory: {out}")

@@ -34,6 +34,7 @@ class Problem:
     loc: tuple[str | int, ...]  # where, as pydantic gives it
     key: str  # the same as a dotted key; "" for a check across the whole mapping
     unknown: bool  # a key the model does not have (extra="forbid")
+    missing: bool  # a required key that is absent
     message: str  # pydantic's message, without the "Value error, " of a validator's ValueError
     got: Any  # the input refused (None when pydantic gives none)
 
@@ -44,6 +45,7 @@ def problems(err: ValidationError) -> list[Problem]:
             loc=tuple(e["loc"]),
             key=".".join(str(part) for part in e["loc"]),
             unknown=e["type"] == "extra_forbidden",
+            missing=e["type"] == "missing",
             message=e["msg"].removeprefix("Value error, "),
             got=e.get("input"),
         )

@@ -1,4 +1,5 @@
-"""Training: the loop, optimiser hints and schedules, checkpoints, matching, logging, sweeps."""
+"""Training: the loop, the run directory and its summary, optimiser hints and schedules,
+checkpoints, matching, logging, sweeps."""
 
 from globalconv.train.checkpoint import CheckpointError
 from globalconv.train.loop import DivergedError, TrainingInterrupted, evaluate, train
@@ -8,10 +9,14 @@ from globalconv.train.optim import (
     parameter_groups,
     set_optim_hints,
 )
+from globalconv.train.rundir import RunDir
+from globalconv.train.summary import Summary
 
 __all__ = [
     "CheckpointError",
     "DivergedError",
+    "RunDir",
+    "Summary",
     "TrainingInterrupted",
     "evaluate",
     "get_optim_hints",

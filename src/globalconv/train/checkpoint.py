@@ -1,6 +1,6 @@
 """Training checkpoints: one self-checking file, written atomically, loaded without unpickling.
 
-Layout of ``checkpoint.pt``::
+Layout of a run's ``checkpoint.pt`` (``RunDir.checkpoint_path``)::
 
     MAGIC (16 bytes) | sha256 of the rest (32) | meta length (8, LE) | meta JSON | payload
 
@@ -26,7 +26,6 @@ import torch
 from globalconv.core import io
 from globalconv.core.errors import InputError
 
-FILENAME = "checkpoint.pt"
 MAGIC = b"globalconv-ckpt\x01"
 FORMAT = 1
 
@@ -84,4 +83,4 @@ def load(path: str | Path) -> tuple[dict[str, Any], dict[str, Any]]:
     return meta, state
 
 
-__all__ = ["FILENAME", "CheckpointError", "load", "read_meta", "save"]
+__all__ = ["CheckpointError", "load", "read_meta", "save"]

@@ -2,9 +2,9 @@
 or with other task parameters.
 
 The model is rebuilt from the run's ``config.json`` and loaded from ``model.safetensors``
-(never unpickled). A task parameter change that changes the model's shape (a longer sequence
-for an explicit global kernel, another vocabulary) is an error naming the parameter, never a
-silent truncation.
+(``RunDir.load_model``, never unpickled). A task parameter change that changes the model's
+shape (a longer sequence for an explicit global kernel, another vocabulary) is an error naming
+the parameter, never a silent truncation.
 """
 
 from __future__ import annotations
@@ -16,10 +16,8 @@ from typing import Any
 from globalconv import config as configuration
 from globalconv import tasks
 from globalconv.config import ConfigError
-from globalconv.core import io
-from globalconv.core.io import MissingRunFileError
-from globalconv.models import build_model
 from globalconv.train.loop import check_device, evaluate, task_data
+from globalconv.train.rundir import RunDir
 
 LENGTH_PARAMS = ("seq_len", "length", "max_len")
 
@@ -45,17 +43,13 @@ def evaluate_run(
     device: str = "cpu",
 ) -> dict[str, Any]:
     """Metrics of a run's saved model on its task (as trained, or with task overrides)."""
-    run_dir = Path(run_dir)
-    for name in ("config.json", "model.safetensors"):
-        if not (run_dir / name).is_file():
-            raise MissingRunFileError(
-                f"{run_dir} has no {name}: not a finished run (resume it, or check the path)"
-            )
+    run = RunDir(run_dir)
+    run.check_model_files()
     overrides = list(overrides or [])
     other = [o for o in overrides if not o.startswith("task.")]
     if other:
         raise ConfigError(f"eval changes task settings only (task.KEY=VALUE); got {other}")
-    trained = configuration.parse(io.read_json(run_dir / "config.json"))
+    trained = run.run_config()
     if length is not None:
         overrides.append(f"task.params.{length_param(trained.task.name)}={length}")
     data = configuration.apply_overrides(trained.model_dump(mode="json"), overrides)
@@ -67,17 +61,11 @@ def evaluate_run(
     spec = task.spec
     # a model built for the longer of the two lengths serves shorter sequences as trained
     model_spec = dataclasses.replace(spec, max_len=max(spec.max_len, trained_spec.max_len))
-    model = build_model(trained.model, model_spec)
-    state = io.read_safetensors(run_dir / "model.safetensors")
-    try:
-        model.load_state_dict(state)
-    except RuntimeError as err:
-        detail = " ".join(str(err).split())[:300]
-        raise ConfigError(
-            f"the saved model does not fit task {cfg.task.name!r} with these parameters "
-            f"(length {spec.max_len}, trained at {trained_spec.max_len}): {detail}"
-        ) from None
-    model.to(device)
+    serving = (
+        f"task {cfg.task.name!r} with these parameters "
+        f"(length {spec.max_len}, trained at {trained_spec.max_len})"
+    )
+    model = run.load_model(model_spec, serving=serving).to(device)
     wanted = splits or [s for s in task_splits if s != "train"]
     unknown = [s for s in wanted if s not in task_splits]
     if unknown:
@@ -90,7 +78,7 @@ def evaluate_run(
         for name in wanted
     }
     return {
-        "run": str(run_dir),
+        "run": str(run.path),
         "task": cfg.task.name,
         "task_params": cfg.task.params,
         "seq_len": spec.max_len,

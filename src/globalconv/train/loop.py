@@ -1,13 +1,14 @@
 """The training loop: config -> task -> model -> optimiser -> run directory.
 
-A run directory holds ``config.json`` (the resolved config), ``env.json`` (versions, hardware,
-threads, git commit), ``metrics.jsonl``, ``checkpoint.pt`` (training state for ``resume``),
-and when the run is complete ``model.safetensors`` and ``summary.json`` (written last: its
-presence marks a finished run).
+The run directory and its files are ``train.rundir``'s (``RunDir``); the summary written last,
+which marks a finished run, is a ``train.summary.Summary``.
 
 Reproducibility: the batch drawn at step s is a function of (seed, s) alone, and checkpoints
 hold the model, optimiser, RNG and early-stopping state, so a run resumed from any checkpoint
 ends with the same numbers as an uninterrupted one (same machine and thread count).
+
+One file (past 400 lines) because the run's state (``_Run``) and the pieces it alone drives
+(batch order, signals, RNG states, the step, early stopping) read top to bottom as one procedure.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ import dataclasses
 import json
 import math
 import os
-import shutil
 import signal
 import threading
 import time
@@ -32,7 +32,6 @@ from tqdm.auto import tqdm
 
 from globalconv import tasks
 from globalconv.config import RunConfig
-from globalconv.core import io
 from globalconv.core.errors import ConfigError, DivergedError
 from globalconv.models import build_model
 from globalconv.tasks import IGNORE_INDEX, Split, TaskSpec
@@ -46,10 +45,10 @@ from globalconv.train.optim import (
     parameter_groups,
     set_lr,
 )
+from globalconv.train.rundir import RunDir
+from globalconv.train.summary import SCHEMA_VERSION, Summary
 
 # Config keys that may change when a run is resumed: they do not change what is computed.
-REQUEST = "request.json"  # the config as requested, before matching: what reuse compares
-
 RESUMABLE_KEYS = {
     "name",
     "train.device",
@@ -269,11 +268,6 @@ def _set_rng_state(state: dict[str, torch.Tensor], device: str) -> None:
         torch.cuda.set_rng_state(state["cuda"], device)
 
 
-def _existing_summary(run_dir: Path) -> dict[str, Any] | None:
-    path = run_dir / "summary.json"
-    return io.read_json(path) if path.is_file() else None
-
-
 def train(
     cfg: RunConfig,
     run_dir: str | Path,
@@ -281,7 +275,7 @@ def train(
     progress: bool = True,
     resume: bool = False,
     overwrite: bool = False,
-) -> dict[str, Any]:
+) -> Summary:
     """Train one model as configured; write the run directory; return the summary.
 
     resume: continue from ``run_dir``'s checkpoint (a finished run returns its summary); the
@@ -299,15 +293,17 @@ def train(
 
 def _train(
     cfg: RunConfig, run_dir: Path, *, progress: bool, resume: bool, overwrite: bool
-) -> dict[str, Any]:
-    ckpt_path = run_dir / checkpoint.FILENAME
-    finished = None if overwrite else _existing_summary(run_dir)  # a damaged one: an error
+) -> Summary:
+    run = RunDir(run_dir)
+    ckpt_path = run.checkpoint_path
+    # a damaged summary: an error naming it
+    finished = run.read_summary() if run.finished and not overwrite else None
     if resume:
         if finished is not None:
             return finished
         if not ckpt_path.is_file():
             raise CheckpointError(
-                f"nothing to resume in {run_dir}: it has no {checkpoint.FILENAME}; "
+                f"nothing to resume in {run_dir}: it has no {RunDir.CHECKPOINT}; "
                 "run without --resume to start it"
             )
     elif (finished is not None or ckpt_path.is_file()) and not overwrite:
@@ -328,6 +324,7 @@ class _Run:
         self.dist: distributed.Dist = dist
         self.device: str = device
         self.run_dir: Path = run_dir
+        self.files = RunDir(run_dir)
         self.progress = progress
         tc = cfg.train
         self.task, self.splits, self.valid_source = task_data(cfg)
@@ -355,13 +352,13 @@ class _Run:
 
         meta, state = None, None
         if resume:
-            meta, state = checkpoint.load(run_dir / checkpoint.FILENAME)
+            meta, state = checkpoint.load(self.files.checkpoint_path)
             differences = config_differences(meta["config"], self.resolved)
             if differences:
                 raise CheckpointError(
                     f"checkpoint in {run_dir} belongs to a different config: "
                     + "; ".join(differences)
-                    + " (resume with the run's config.json, or start a new run)"
+                    + f" (resume with the run's {RunDir.CONFIG}, or start a new run)"
                 )
             if meta["world_size"] != dist.world_size:
                 raise CheckpointError(
@@ -369,9 +366,7 @@ class _Run:
                     f"resume it with the same number (now {dist.world_size})"
                 )
         elif overwrite and dist.is_main:
-            for name in ("checkpoint.pt", "summary.json", "model.safetensors"):
-                (run_dir / name).unlink(missing_ok=True)
-            shutil.rmtree(run_dir / "tensorboard", ignore_errors=True)
+            self.files.remove_results()
         dist.barrier()
 
         torch.manual_seed(tc.seed)  # the same initial weights in every process
@@ -445,7 +440,7 @@ class _Run:
             "config": self.resolved,
             "time": time.time(),
         }
-        checkpoint.save(self.run_dir / checkpoint.FILENAME, state, meta)
+        checkpoint.save(self.files.checkpoint_path, state, meta)
         self.dist.barrier()
 
     # -- the loop ------------------------------------------------------------------------------
@@ -522,20 +517,20 @@ class _Run:
             self.best["bad"] += 1
         return bool(es.patience) and self.best["bad"] >= es.patience
 
-    def run(self) -> dict[str, Any]:
-        tc, dist = self.cfg.train, self.dist
+    def run(self) -> Summary:
+        tc, dist, files = self.cfg.train, self.dist, self.files
         if dist.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
-            io.write_json(self.run_dir / "config.json", self.resolved, checksum=True)
-            io.write_json(self.run_dir / REQUEST, self.requested, checksum=True)
+            files.write_config(self.resolved)
+            files.write_request(self.requested)
             env = records.environment(self.device, dist.world_size)
             env["resumed_from_step"] = self.resumed_from
-            io.write_json(self.run_dir / "env.json", env, checksum=True)
+            files.write_env(env)
         self.log = records.MetricLog(
-            self.run_dir,
+            files.metrics_path,
             enabled=dist.is_main,
             resume_step=self.resumed_from,
-            tensorboard=tc.tensorboard,
+            tensorboard=files.tensorboard_path if tc.tensorboard else None,
         )
         log_every = tc.log_every or max(1, tc.steps // 200)
         bar = tqdm(
@@ -587,7 +582,7 @@ class _Run:
         self.save_checkpoint()
         return self.finish(stopped_early)
 
-    def finish(self, stopped_early: bool) -> dict[str, Any]:
+    def finish(self, stopped_early: bool) -> Summary:
         tc, spec = self.cfg.train, self.spec
         if self.best_state:  # early stopping: report the weights of the best validation score
             self.model.load_state_dict(self.best_state)
@@ -605,48 +600,44 @@ class _Run:
             if name != "train"
         }
         L = spec.max_len
-        summary = {
-            "name": self.cfg.name or self.run_dir.name,
-            "task": self.cfg.task.name,
-            "task_info": getattr(self.task, "info", None),  # what the task states about its data
-            "mixer": self.cfg.model.mixer,
-            "metric": spec.metric,
-            "params": sum(p.numel() for p in self.model.parameters()),
-            "flops_per_token": self.flops_per_token,
-            "seq_len": L,
-            "d_model": self.cfg.model.d_model,
-            "n_layers": self.cfg.model.n_layers,
-            "steps": tc.steps,
-            "steps_done": self.step,
-            "stopped_early": stopped_early,
-            "best_valid_step": self.best["step"],
-            f"best_valid_{tc.early_stopping.metric}": self.best["value"],
-            "weights_from_step": self.best["step"] if self.best_state else self.step,
-            "seed": tc.seed,
-            "batch_size": tc.batch_size,
-            "precision": tc.precision,
-            "device": self.device,
-            "world_size": self.dist.world_size,
-            "train_seconds": self.seconds,
-            "train_tokens": self.tokens,  # the budget in tokens seen (padding included)
-            "train_tokens_per_s": self.tokens / max(self.seconds, 1e-9),
-            "splits": {name: len(split) for name, split in self.splits.items()},
-            "valid_source": self.valid_source,
-            "baseline": dataclasses.asdict(self.task.baseline(self.splits)),
-            "final_train_loss": self.last_loss,
-            "param_groups": describe_groups(self.optimizer),
-            "match": self.match,
-            "resumed_from_step": self.resumed_from,
+        summary = Summary(
+            schema_version=SCHEMA_VERSION,
+            name=self.cfg.name or self.run_dir.name,
+            task=self.cfg.task.name,
+            task_info=getattr(self.task, "info", None),  # what the task states about its data
+            mixer=self.cfg.model.mixer,
+            metric=spec.metric,
+            params=sum(p.numel() for p in self.model.parameters()),
+            flops_per_token=self.flops_per_token,
+            seq_len=L,
+            d_model=self.cfg.model.d_model,
+            n_layers=self.cfg.model.n_layers,
+            steps=tc.steps,
+            steps_done=self.step,
+            stopped_early=stopped_early,
+            best_valid_step=self.best["step"],
+            **{f"best_valid_{tc.early_stopping.metric}": self.best["value"]},
+            weights_from_step=self.best["step"] if self.best_state else self.step,
+            seed=tc.seed,
+            batch_size=tc.batch_size,
+            precision=tc.precision,
+            device=self.device,
+            world_size=self.dist.world_size,
+            train_seconds=self.seconds,
+            train_tokens=self.tokens,  # the budget in tokens seen (padding included)
+            train_tokens_per_s=self.tokens / max(self.seconds, 1e-9),
+            splits={name: len(split) for name, split in self.splits.items()},
+            valid_source=self.valid_source,
+            baseline=dataclasses.asdict(self.task.baseline(self.splits)),
+            final_train_loss=self.last_loss,
+            param_groups=describe_groups(self.optimizer),
+            match=self.match,
+            resumed_from_step=self.resumed_from,
             **{f"{name}_{key}": value for name, m in results.items() for key, value in m.items()},
-        }
+        )
         if self.dist.is_main:
-            io.write_safetensors(
-                self.run_dir / "model.safetensors",
-                self.model.state_dict(),
-                metadata={"step": str(summary["weights_from_step"]), "config": "config.json"},
-                checksum=True,
-            )
-            io.write_json(self.run_dir / "summary.json", summary, checksum=True)
+            self.files.write_weights(self.model.state_dict(), summary.weights_from_step)
+            self.files.write_summary(summary)
         self.log.close()
         return summary
 

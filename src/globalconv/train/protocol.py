@@ -35,8 +35,8 @@ from globalconv import config as configuration
 from globalconv.config import ConfigError, RunConfig
 from globalconv.core import io
 from globalconv.train import executors, sweep
-
-SELECTION = "selection.json"
+from globalconv.train.rundir import SELECTION, RunDir
+from globalconv.train.summary import Summary
 
 
 @dataclass(frozen=True)
@@ -90,9 +90,9 @@ class Cell:
 # selection: validation metrics only
 
 
-def validation_scores(summary: dict[str, Any]) -> dict[str, float]:
+def validation_scores(summary: Summary) -> dict[str, float]:
     """The validation metrics of a run summary, and nothing else."""
-    return {k: v for k, v in summary.items() if k.startswith("valid_") and _number(v)}
+    return summary.results("valid")
 
 
 def select(points: list[dict[str, Any]], metric: str) -> dict[str, Any] | None:
@@ -164,8 +164,9 @@ def run(
     otherwise it is an error naming what differs (before anything trains, for the tuning runs),
     or with ``rerun`` it is trained again.
 
-    Returns {"runs": the seed runs, "groups": their mean and std, "cells": the selection
-    records, "failed": seed runs that failed and cells where every grid point failed}.
+    Returns {"runs": the seed runs (each with its ``Summary``), "groups": their mean and std,
+    "cells": the selection records, "failed": seed runs that failed and cells where every grid
+    point failed}; ``OUT/protocol.json`` holds it as JSON.
     """
     out = Path(out)
     for cell in cells:
@@ -207,7 +208,8 @@ def run(
                     continue
                 if state == "done":
                     echo(f"[skip] {job.name}: finished")
-                    finished(job, {"status": "skipped", "summary": sweep._summary(run_dir)})
+                    summary = RunDir(run_dir).read_summary()
+                    finished(job, {"status": "skipped", "summary": summary})
                     continue
                 echo(f"[{state if state != 'new' else 'run'}] {job.name}")
                 running[runner.submit(cfg, run_dir, state)] = job
@@ -236,7 +238,7 @@ def _select_cell(cell: Cell, jobs: list[_Job], results: dict[str, dict[str, Any]
         result = results[job.name]
         entry: dict[str, Any] = {"settings": job.point, "run": job.name.rsplit("/", 1)[-1]}
         if "summary" in result:
-            metric = metric or result["summary"].get("metric")
+            metric = metric or result["summary"].metric
             entry["valid"] = validation_scores(result["summary"])
         else:
             entry["error"] = result.get("error")
@@ -287,8 +289,9 @@ def _summary(cells, records, results, out: Path) -> dict[str, Any]:
         "cells": [records[c.name] for c in cells if c.name in records],
         "failed": failed,
     }
-    io.write_json(out / "protocol.json", summary, checksum=True)
+    io.write_json(out / "protocol.json", {**summary, "runs": sweep.entries_json(entries)},
+                  checksum=True)  # fmt: skip
     return summary
 
 
-__all__ = ["Cell", "at_edge", "run", "select", "validation_scores"]
+__all__ = ["SELECTION", "Cell", "at_edge", "run", "select", "validation_scores"]

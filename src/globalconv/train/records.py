@@ -24,9 +24,6 @@ from globalconv import __version__
 from globalconv.config import ConfigError
 from globalconv.core import io
 
-METRICS = "metrics.jsonl"
-
-
 _CHECKED = re.compile(r'^(\{.*), "check": "([0-9a-f]{16})"\}$')
 
 
@@ -76,22 +73,23 @@ def tensorboard_writer_class():
 
 
 class MetricLog:
-    """Appends records to ``metrics.jsonl`` (and TensorBoard); a no-op where ``enabled`` is
-    False (processes other than rank 0)."""
+    """Appends records to the metric log at ``path`` (and to TensorBoard event files in
+    ``tensorboard``, a folder); a no-op where ``enabled`` is False (processes other than
+    rank 0)."""
 
     def __init__(
         self,
-        run_dir: Path,
+        path: Path,
         *,
         enabled: bool,
         resume_step: int | None = None,
-        tensorboard: bool = False,
+        tensorboard: Path | None = None,
     ) -> None:
         self.file = None
         self.tb = None
         if not enabled:
             return
-        path = self.path = run_dir / METRICS
+        self.path = path
         kept = [] if resume_step is None else read_metrics(path)
         if path.is_file():
             io.forget(path)  # appended to from now on: checked line by line until closed
@@ -99,11 +97,11 @@ class MetricLog:
             path, "".join(record_line(r) for r in kept if r.get("step", 0) <= (resume_step or 0))
         )
         self.file = open(path, "a")  # noqa: SIM115  (closed by close())
-        if tensorboard:
+        if tensorboard is not None:
             writer = tensorboard_writer_class()
             # purge_step drops events past the checkpoint that a killed process had written
             purge = None if resume_step is None else resume_step + 1
-            self.tb = writer(log_dir=str(run_dir / "tensorboard"), purge_step=purge)
+            self.tb = writer(log_dir=str(tensorboard), purge_step=purge)
 
     def write(self, record: dict[str, Any]) -> None:
         if self.file is None:
@@ -170,4 +168,4 @@ def environment(device: str = "cpu", world_size: int = 1) -> dict[str, Any]:
     }
 
 
-__all__ = ["METRICS", "MetricLog", "environment", "read_metrics"]
+__all__ = ["MetricLog", "environment", "read_metrics"]

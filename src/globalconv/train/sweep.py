@@ -33,7 +33,9 @@ from globalconv.config import ConfigError, RunConfig, Strict
 from globalconv.core import io, stats
 from globalconv.core.settings import Problem, one_line, set_dotted
 from globalconv.core.tables import format_table
-from globalconv.train import checkpoint, executors
+from globalconv.train import executors
+from globalconv.train.rundir import RunDir
+from globalconv.train.summary import Summary
 
 SUMMARY = "sweep_summary.json"
 SEED_KEY = "train.seed"
@@ -116,9 +118,10 @@ def plan(
 
 def status(run_dir: Path) -> str:
     """done | resume | new"""
-    if (run_dir / "summary.json").is_file():
+    run = RunDir(run_dir)
+    if run.finished:
         return "done"
-    if (run_dir / checkpoint.FILENAME).is_file():
+    if run.checkpoint_path.is_file():
         return "resume"
     return "new"
 
@@ -128,16 +131,17 @@ def reuse(run_dir: Path, cfg: RunConfig, *, rerun: bool = False) -> str:
     config: read back), "resume" (partial, this config), "new", or "rerun" (made with another
     config, and ``rerun``: trained again from scratch). A run made with another config is
     otherwise a ``ConfigError`` naming the keys that differ: it is never reused silently."""
-    from globalconv.train.loop import REQUEST, config_differences
+    from globalconv.train.loop import config_differences
 
     state = status(run_dir)
     if state == "new":
         return state
     # like with like: the request saved beside the run, before matching resized it (runs
     # from before request.json have only the resolved config.json)
-    saved_path = run_dir / REQUEST
+    run = RunDir(run_dir)
+    saved_path = run.request_path
     if not saved_path.is_file():
-        saved_path = run_dir / "config.json"
+        saved_path = run.config_path
     if not saved_path.is_file():
         return state  # a checkpoint alone: train's own check compares the checkpoint's config
     where = f"in {saved_path.name}"
@@ -179,9 +183,10 @@ def run_sweep(
     executor: str = "local",
     ray_address: str | None = None,
 ) -> dict[str, Any]:
-    """Run (or skip, or resume) every planned run; write and return the sweep summary. A run
-    already in ``out`` made with another config is refused (``reuse``), or with ``rerun``
-    trained again. ``executor``: "local" (``jobs`` at a time) or "ray" (``executors.make``)."""
+    """Run (or skip, or resume) every planned run; write and return the sweep summary (each
+    run's entry with its ``Summary``; the file holds their JSON). A run already in ``out`` made
+    with another config is refused (``reuse``), or with ``rerun`` trained again. ``executor``:
+    "local" (``jobs`` at a time) or "ray" (``executors.make``)."""
     out = Path(out)
     results: dict[str, dict[str, Any]] = {}
     todo = []
@@ -190,7 +195,7 @@ def run_sweep(
         state = states[out / name]
         if state == "done":
             echo(f"[skip] {name}: finished")
-            results[name] = {"status": "skipped", "summary": _summary(out / name)}
+            results[name] = {"status": "skipped", "summary": RunDir(out / name).read_summary()}
         else:
             todo.append((name, cfg, state))
     runner = executors.make(executor, jobs=jobs, progress=progress, ray_address=ray_address)
@@ -209,8 +214,13 @@ def run_sweep(
     for name, settings, _ in runs:
         entries.append({"name": name, "settings": settings, **results[name]})
     summary = {"runs": entries, "groups": aggregate(entries)}
-    io.write_json(out / SUMMARY, summary, checksum=True)
+    io.write_json(out / SUMMARY, {**summary, "runs": entries_json(entries)}, checksum=True)
     return summary
+
+
+def entries_json(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The entries of runs as a summary file holds them: each run's summary as its JSON."""
+    return [{**e, "summary": e["summary"].to_json()} if "summary" in e else e for e in entries]
 
 
 def _guard(fn) -> dict[str, Any]:
@@ -219,10 +229,6 @@ def _guard(fn) -> dict[str, Any]:
         return {"status": "done", "summary": fn()}
     except Exception as err:  # noqa: BLE001  (reported in the sweep summary and exit code)
         return {"status": "failed", "error": f"{type(err).__name__}: {err}"}
-
-
-def _summary(run_dir: Path) -> dict[str, Any]:
-    return io.read_json(run_dir / "summary.json")
 
 
 AGGREGATED = ("test_", "valid_", "best_valid_", "final_train_loss", "train_seconds")
@@ -238,31 +244,22 @@ def aggregate(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
         groups.setdefault(run_name(rest), []).append(entry)
     out = []
     for label, members in groups.items():
-        summaries = [m["summary"] for m in members]
+        summaries: list[Summary] = [m["summary"] for m in members]
+        numbers = [s.numbers() for s in summaries]
         first = summaries[0]
-        keys = [
-            k
-            for k, v in first.items()
-            if k.startswith(AGGREGATED)
-            and isinstance(v, int | float)
-            and not isinstance(v, bool)
-            and not k.endswith("_step")
-        ]
+        keys = [k for k in numbers[0] if k.startswith(AGGREGATED) and not k.endswith("_step")]
         out.append(
             {
                 "group": label,
                 "n": len(summaries),
-                "seeds": [s.get("seed") for s in summaries],
+                "seeds": [s.seed for s in summaries],
                 "runs": [m["name"] for m in members],
-                "task": first.get("task"),
-                "mixer": first.get("mixer"),
-                "metric": first.get("metric"),
-                "params": first.get("params"),
-                "flops_per_token": first.get("flops_per_token"),
-                "metrics": {
-                    k: mean_std([s[k] for s in summaries if isinstance(s.get(k), int | float)])
-                    for k in keys
-                },
+                "task": first.task,
+                "mixer": first.mixer,
+                "metric": first.metric,
+                "params": first.params,
+                "flops_per_token": first.flops_per_token,
+                "metrics": {k: mean_std([n[k] for n in numbers if k in n]) for k in keys},
             }
         )
     return out

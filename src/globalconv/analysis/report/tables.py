@@ -1,0 +1,207 @@
+"""The report's tables and the answer: results per cell with the verdicts, tuning, depth,
+budgets, the literature and the list of runs."""
+
+from __future__ import annotations
+
+import statistics
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from globalconv.analysis import flops as flop_counts
+from globalconv.analysis import verdicts
+from globalconv.analysis.document import Table
+from globalconv.analysis.literature import FINDINGS
+from globalconv.analysis.report.runs import REFERENCE, Run, format_score, group_by
+from globalconv.core.stats import mean_std
+
+
+def answer(runs: list[Run], width: int) -> list[str]:
+    """The seed's question answered from the runs, by the rule in ``verdicts.RULE``."""
+    points = []
+    cells = group_by(runs, "label", "layers", "width", "mixer")
+    settings_of = defaultdict(set)
+    for label, layers, size, _ in cells:
+        settings_of[label].add((layers, size))
+    for label, layers, size in sorted({key[:3] for key in cells}):
+        reference = cells.get((label, layers, size, REFERENCE))
+        if reference is None:
+            continue
+        where = label
+        if len({d for d, _ in settings_of[label]}) > 1:
+            where += f", {layers} layer{'s' * (layers != 1)}"
+        if len({w for _, w in settings_of[label]}) > 1:
+            where += f", width {size}"
+        metric, floor = reference[0].metric, reference[0].floor
+        ref_scores = [r.score for r in reference]
+        for (t, d, w, mixer), group in cells.items():
+            if (t, d, w) != (label, layers, size) or mixer == REFERENCE:
+                continue
+            verdict = verdicts.compare(ref_scores, [r.score for r in group], metric=metric,
+                                       floor=floor)  # fmt: skip
+            caveat = ""
+            if any(r.improving for r in group + reference):
+                caveat = " (still improving at the end of training: more steps could change this)"
+            points.append(f"{where}: `{mixer}` {verdict.text}{caveat}.")
+        plain = cells.get((label, layers, size, "global_conv"))
+        gated = cells.get((label, layers, size, "gated_global_conv"))
+        if plain and gated:
+            share = verdicts.gap_recovered(ref_scores, [r.score for r in plain],
+                                           [r.score for r in gated], metric=metric)  # fmt: skip
+            if share is not None:
+                gated_scores, plain_scores = [r.score for r in gated], [r.score for r in plain]
+                diff, p, _ = verdicts.welch(plain_scores, gated_scores)  # gated minus plain
+                if p < verdicts.ALPHA:
+                    points.append(
+                        f"{where}: gating (data-dependence) closes {100 * share:.0f}% of "
+                        "attention's significant lead over the plain global convolution."
+                    )
+                else:  # a share of the gap would only restate noise
+                    unit = " points" if metric == "accuracy" else ""
+                    shown = 100 * diff if metric == "accuracy" else diff
+                    points.append(
+                        f"{where}: gating (data-dependence) does not significantly change the "
+                        f"plain global convolution (difference {shown:+.1f}{unit}, p={p:.2g}), "
+                        "so it closes none of attention's significant lead."
+                    )
+    if not points:
+        points.append("No task has both attention and another mixer; run `globalconv compare`.")
+    L = 4096
+    costs = flop_counts.operator_costs(L, width)
+    points.append(
+        f"Cost at L={L}, D={width}: the seed's direct global convolution needs "
+        f"{costs['direct_conv']:.3g} FLOPs per sequence (O(L²·D), as the seed says, the same order "
+        "as "
+        f"attention's mixing {costs['attention_mixing']:.3g}); computed with FFTs it needs "
+        f"{costs['fft_conv']:.3g}, {costs['attention_mixing'] / costs['fft_conv']:.0f}× fewer than "
+        "attention's mixing. The FFT path costs fewer FLOPs than the direct one from "
+        f"L={flop_counts.crossover_length('fft_conv', 'direct_conv', width)} and than attention's "
+        f"mixing from L={flop_counts.crossover_length('fft_conv', 'attention_mixing', width)}."
+    )
+    return points
+
+
+def budget_text(runs: list[Run]) -> str:
+    parts = []
+    for (label,), group in group_by(runs, "label").items():
+        steps = sorted({r.summary.trained_steps for r in group})
+        tokens = sorted(
+            {r.summary.train_tokens for r in group if r.summary.train_tokens is not None}
+        )
+        shown = "/".join(f"{t / 1e6:.3g}M" for t in tokens) if tokens else "?"
+        parts.append(f"{label}: {'/'.join(map(str, steps))} steps, {shown} tokens seen")
+    return "Budgets (per run): " + "; ".join(parts) + "."
+
+
+def _settings(settings: dict[str, Any] | None) -> str:
+    if not settings:
+        return "-"
+    return ", ".join(f"{k.rsplit('.', 1)[-1]}={v:g}" if isinstance(v, float) else
+                     f"{k.rsplit('.', 1)[-1]}={v}" for k, v in settings.items())  # fmt: skip
+
+
+def _improving_note(group: list[Run]) -> str:
+    flags = [r.improving for r in group]
+    if any(flags):
+        return f"still improving ({sum(bool(f) for f in flags)}/{len(flags)} seeds)"
+    if all(f is False for f in flags):
+        return "converged"
+    return "no validation curve"
+
+
+def results_table(runs: list[Run], reference: dict[tuple, str] | None = None) -> Table:
+    rows = []
+    for (label, mixer, layers, width), group in group_by(
+        runs, "label", "mixer", "layers", "width"
+    ).items():
+        mean, std = mean_std([r.score for r in group])
+        first = group[0]
+        percent = first.metric == "accuracy"
+        floor = first.floor
+        lrs = sorted({r.lr for r in group if r.lr is not None})
+        rows.append(
+            [
+                label,
+                f"`{mixer}`",
+                str(layers),
+                str(width),
+                first.metric,
+                format_score(mean, std, len(group), percent),
+                "-" if floor is None else f"{floor * (100 if percent else 1):.2f}",
+                "/".join(f"{lr:g}" for lr in lrs) or "-",
+                f"{first.summary.params or 0:,}",
+                f"{first.summary.flops_per_token or 0:,.0f}",
+                _improving_note(group),
+                f"{statistics.fmean(r.summary.train_seconds or 0.0 for r in group):.1f}",
+            ]
+            + ([reference.get(first.key, "-")] if reference is not None else [])
+        )
+    header = ["task", "mixer", "layers", "width", "metric", "test (mean ± std)", "floor", "lr",
+              "params", "FLOPs/token", "convergence", "train s"]  # fmt: skip
+    if reference is not None:
+        header.append("reference study (test)")
+    return Table(header, rows)
+
+
+def tuning_table(records: list[dict[str, Any]]) -> Table:
+    rows = []
+    for record in records:
+        key = record.get("selected_by")
+        scored = []
+        for point in record["points"]:
+            value = (point.get("valid") or {}).get(key)
+            shown = "failed" if value is None else f"{value:.4f}"
+            scored.append(f"{_settings(point['settings'])}: {shown}")
+        chosen = _settings(record["chosen"]) if record["chosen"] is not None else "none"
+        if record.get("at_edge"):
+            chosen += f" (at the grid's edge in {', '.join(record['at_edge'])}: widen it)"
+        if record.get("fixed"):  # chosen elsewhere, not tuned here
+            fixed = f"{_settings(record['fixed'])}, {record.get('fixed_from') or 'fixed'}"
+            chosen = fixed if chosen == "-" else f"{chosen}; {fixed}"
+        rows.append([record["cell"], key or "-", "; ".join(scored), chosen])
+    return Table(["cell", "selected by", "validation score per grid point", "chosen"], rows)
+
+
+def depth_table(runs: list[Run]) -> Table | None:
+    """Metric by number of layers, for task/mixer pairs trained at several depths."""
+    rows = []
+    for (label, mixer), group in group_by(runs, "label", "mixer").items():
+        depths = group_by(group, "layers")
+        if len(depths) < 2:
+            continue
+        cells = []
+        for (layers,), at_depth in depths.items():
+            mean, std = mean_std([r.score for r in at_depth])
+            cells.append(
+                f"{layers}: {format_score(mean, std, len(at_depth), at_depth[0].higher_is_better)}"
+            )
+        rows.append([label, f"`{mixer}`", "; ".join(cells)])
+    return Table(["task", "mixer", "layers: test metric"], rows) if rows else None
+
+
+def literature_table() -> Table:
+    return Table(
+        ["work", "setting", "published result", "what it says here", "how our setting differs"],
+        [
+            [f"{f.work} ({f.source})", f.setting, f.result, f.bearing, f.versus_ours]
+            for f in FINDINGS
+        ],
+    )
+
+
+def runs_table(runs: list[Run], root: Path) -> Table:
+    rows = [
+        [
+            str(r.path.relative_to(root)),
+            r.task,
+            f"`{r.mixer}`",
+            str(r.layers),
+            "" if r.summary.seed is None else str(r.summary.seed),
+            "" if r.summary.steps is None else str(r.summary.steps),
+            r.role,
+            f"{r.score:.4f}",
+        ]
+        for r in runs
+    ]
+    header = ["run", "task", "mixer", "layers", "seed", "steps", "role", "test metric"]
+    return Table(header, rows)
