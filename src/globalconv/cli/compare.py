@@ -41,7 +41,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_config_options(p)
-    p.add_argument("--suite", default="quick", help="quick (default), a reference study (mnist1d, recall, depth, lm, longrange) or full; see --list")
+    p.add_argument(
+        "--suite",
+        default="quick",
+        help="quick (default), a reference study (mnist1d, recall, depth, lm, longrange) or full; "
+        "see --list",
+    )
     p.add_argument("--list", action="store_true", help="describe the suites and exit")
     p.add_argument("--mixers", help="comma-separated mixers (default: the suite's)")
     p.add_argument("--tasks", help="comma-separated task labels of the suite (default: all)")
