@@ -198,3 +198,41 @@ def test_accuracy_against_width_is_drawn_only_when_a_task_has_two_widths(tmp_pat
     assert report.plot_by_width(runs, tmp_path / "w.png") == tmp_path / "w.png"
     assert (tmp_path / "w.png").stat().st_size > 0
     assert report.plot_by_width(runs[:2], tmp_path / "one.png") is None
+
+
+def test_depth_points_test_the_change_from_the_shallowest_to_the_deepest_model():
+    f = {"floor": 0.25}
+    runs = cell("attention", 1, [0.27, 0.26, 0.27], **f) + cell("attention", 4, [1, 0.99, 1], **f)
+    runs += cell("global_conv", 1, [0.27, 0.28, 0.26], **f)
+    runs += cell("global_conv", 4, [0.5, 0.52, 0.49], **f)
+    runs += cell("gated_global_conv", 1, [0.26, 0.27, 0.26], **f)
+    runs += cell("gated_global_conv", 4, [0.27, 0.26, 0.28], **f)
+    points = report.answer(runs, width=16)
+    conv = next(p for p in points if p.startswith("t: `global_conv` from 1 to 4 layers"))
+    assert "1: 27.0%; 4: 50.3%" in conv and "depth improves it by 23.3 points" in conv
+    gated = next(p for p in points if p.startswith("t: `gated_global_conv` from 1 to 4"))
+    assert "within the chance margin of the floor at every depth" in gated
+    few = cell("global_conv", 1, [0.3]) + cell("global_conv", 2, [0.6])
+    assert "too few seeds" in report.answer(few, width=16)[0]
+
+
+def test_in_short_states_the_seed_operators_verdicts_and_what_gating_and_depth_recover():
+    runs = cell("attention", 2, [0.9, 0.91, 0.89]) + cell("global_conv", 2, [0.5, 0.51, 0.49])
+    runs += cell("gated_global_conv", 2, [0.7, 0.71, 0.69])
+    runs += cell("attention", 2, [0.5, 0.52, 0.5], label="u")
+    runs += cell("global_conv", 2, [0.8, 0.81, 0.8], label="u")
+    _, summary = report.answer_and_summary(runs, width=16)
+    assert summary.startswith("In short, for the seed's operator (`global_conv`): It beats")
+    assert "It beats attention on u (by 29.7 points)." in summary
+    assert "It falls short of attention on t (by 40.0 points)." in summary
+    assert "gating (`gated_global_conv`) closes 50% of it on t." in summary
+    one = [fake_run("attention", 2, 0.9), fake_run("global_conv", 2, 0.5)]
+    assert "too few seeds for a verdict on t." in report.answer_and_summary(one, width=16)[1]
+    assert report.answer_and_summary(cell("attention", 2, [0.9]), width=16)[1] == ""
+
+
+def test_accuracy_against_depth_is_drawn_only_when_a_task_has_two_depths(tmp_path):
+    runs = cell("attention", 1, [0.3, 0.31]) + cell("attention", 2, [0.9, 0.91])
+    assert report.plot_by_depth(runs, tmp_path / "d.png") == tmp_path / "d.png"
+    assert mpimg.imread(tmp_path / "d.png").ndim == 3
+    assert report.plot_by_depth(runs[:2], tmp_path / "one.png") is None

@@ -89,18 +89,18 @@ def compare(
         return Verdict(
             "neither learned",
             f"neither it nor {name} learned this task at this budget (both within the chance "
-            f"margin of the floor {_show(floor, metric)})",
+            f"margin of the floor {show(floor, metric)})",
         )
     if min(len(reference), len(other)) < MIN_SEEDS:
         return Verdict(
             None,
-            f"{_show(mean, metric)} against {name}'s {_show(ref_mean, metric)} "
+            f"{show(mean, metric)} against {name}'s {show(ref_mean, metric)} "
             f"(n={len(other)} vs {len(reference)}: too few seeds for a verdict)",
         )
     diff, p, half = welch(reference, other)
     better = diff > 0 if _higher(metric) else diff < 0
-    size = _show(abs(diff), metric, points=True)
-    interval = f" (95% interval ±{_show(half, metric, points=True)}, p={p:.2g})"
+    size = show(abs(diff), metric, points=True)
+    interval = f" (95% interval ±{show(half, metric, points=True)}, p={p:.2g})"
     if p < ALPHA:
         word = "beats" if better else "falls short of"
         return Verdict(word, f"{word} {name} by {size}{interval}", p, True)
@@ -112,7 +112,7 @@ def compare(
     )
 
 
-def _show(value: float | None, metric: str, *, points: bool = False) -> str:
+def show(value: float | None, metric: str, *, points: bool = False) -> str:
     if value is None:
         return "-"
     if _higher(metric):

@@ -29,7 +29,12 @@ from globalconv.analysis.document import (  # noqa: E402
 )
 from globalconv.analysis.report.cost import cost_section, speed_section  # noqa: E402
 from globalconv.analysis.report.learned import mixing_section  # noqa: E402
-from globalconv.analysis.report.plots import plot_by_width, plot_curves, plot_scores  # noqa: E402
+from globalconv.analysis.report.plots import (  # noqa: E402
+    plot_by_depth,
+    plot_by_width,
+    plot_curves,
+    plot_scores,
+)
 from globalconv.analysis.report.runs import (  # noqa: E402
     REFERENCE,
     Run,
@@ -40,6 +45,7 @@ from globalconv.analysis.report.runs import (  # noqa: E402
 )
 from globalconv.analysis.report.tables import (  # noqa: E402
     answer,
+    answer_and_summary,
     budget_text,
     depth_table,
     literature_table,
@@ -77,7 +83,10 @@ def build_report(root: Path, out: Path, *, width: int = 256, reference: Path | N
             "mixer; every table below is computed from those files."
         )
     )
-    doc.add(Heading("The answer, point by point"), Bullets(answer(runs, width)))
+    points, summary = answer_and_summary(runs, width)
+    if summary:
+        doc.add(Paragraph(summary))
+    doc.add(Heading("The answer, point by point"), Bullets(points))
     doc.add(Paragraph(verdicts.RULE))
     known = reference_scores(reference) if reference is not None else None
     doc.add(Heading("Results per task"), Paragraph(budget_text(runs)), results_table(runs, known))
@@ -111,6 +120,15 @@ def build_report(root: Path, out: Path, *, width: int = 256, reference: Path | N
     depth = depth_table(runs)
     if depth is not None:
         doc.add(Heading("Depth: does stacking more global convolutions close the gap?"), depth)
+        by_depth = plot_by_depth(runs, out / "by_depth.png")
+        if by_depth is not None:
+            doc.add(
+                Image(
+                    by_depth,
+                    "Test metric against the number of layers, one panel per task: mean over "
+                    "seeds, ±1 std where n ≥ 2; the dashed line is the trivial floor.",
+                )
+            )
     curves = plot_curves(runs, out)
     if curves:
         doc.add(Heading("Learning curves"))

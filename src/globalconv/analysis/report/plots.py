@@ -1,4 +1,5 @@
-"""The report's plots of the results: scores per cell, scores against width, learning curves."""
+"""The report's plots of the results: scores per cell, scores against width and depth, learning
+curves."""
 
 from __future__ import annotations
 
@@ -43,32 +44,46 @@ def plot_scores(runs: list[Run], path: Path) -> Path:
 def plot_by_width(runs: list[Run], path: Path) -> Path | None:
     """Test metric against width per task, one line per mixer; None unless some task was run
     at two widths or more."""
-    groups = {k: g for k, g in group_by(runs, "label").items() if len({r.width for r in g}) > 1}
+    return _plot_against(runs, path, "width", "model width")
+
+
+def plot_by_depth(runs: list[Run], path: Path) -> Path | None:
+    """Test metric against the number of layers per task, one line per mixer; None unless some
+    task was run at two depths or more."""
+    return _plot_against(runs, path, "layers", "layers")
+
+
+def _plot_against(runs: list[Run], path: Path, axis: str, xlabel: str) -> Path | None:
+    """One panel per task (and per value of the other size axis) where ``axis`` takes two values
+    or more: the mean over seeds of each mixer against it, ±1 std where n ≥ 2, on a log2 axis."""
+    other = "layers" if axis == "width" else "width"
+    groups = {k: g for k, g in group_by(runs, "label", other).items()
+              if len({getattr(r, axis) for r in g}) > 1}  # fmt: skip
     if not groups:
         return None
+    several = {label for label, _ in groups if sum(k[0] == label for k in groups) > 1}
     fig, axes = plt.subplots(1, len(groups), figsize=(4 * len(groups), 3.4), squeeze=False)
-    for ax, ((label,), group) in zip(axes[0], groups.items(), strict=True):
+    for ax, ((label, size), group) in zip(axes[0], groups.items(), strict=True):
         for k, ((mixer,), members) in enumerate(group_by(group, "mixer").items()):
             points = [
-                (w, mean_std([r.score for r in g]))
-                for (w,), g in group_by(members, "width").items()
+                (x, mean_std([r.score for r in g])) for (x,), g in group_by(members, axis).items()
             ]
-            widths = [w for w, _ in points]
+            xs = [x for x, _ in points]
             means = [m for _, (m, _) in points]
             stds = [sd or 0.0 for _, (_, sd) in points]
-            ax.errorbar(widths, means, yerr=stds, marker="osd^v<>"[k % 7], ms=4, capsize=3,
+            ax.errorbar(xs, means, yerr=stds, marker="osd^v<>"[k % 7], ms=4, capsize=3,
                         lw=1.2, ls="-" if mixer == REFERENCE else ("--", ":")[k % 2],
                         color=color(mixer), label=mixer)  # fmt: skip
         floor = group[0].floor
         if floor is not None:
             ax.axhline(floor, ls="--", lw=1, color="gray", label="floor")
+        ticks = sorted({getattr(r, axis) for r in group})
         ax.set_xscale("log", base=2)
-        ax.set_xticks(
-            sorted({r.width for r in group}), [str(w) for w in sorted({r.width for r in group})]
-        )
-        ax.set_xlabel("model width")
+        ax.set_xticks(ticks, [str(t) for t in ticks])
+        ax.set_xlabel(xlabel)
         ax.set_ylabel(f"test {group[0].metric}")
-        ax.set_title(label)
+        shown = {"layers": f"{size} layers", "width": f"width {size}"}[other]
+        ax.set_title(f"{label}, {shown}" if label in several else label)
         ax.legend(fontsize=6)
     fig.tight_layout()
     fig.savefig(path, dpi=110)

@@ -15,10 +15,21 @@ from globalconv.analysis.literature import FINDINGS
 from globalconv.analysis.report.runs import REFERENCE, Run, format_score, group_by
 from globalconv.core.stats import mean_std
 
+SEED_OPERATOR = "global_conv"
+
 
 def answer(runs: list[Run], width: int) -> list[str]:
     """The seed's question answered from the runs, by the rule in ``verdicts.RULE``."""
+    return answer_and_summary(runs, width)[0]
+
+
+def answer_and_summary(runs: list[Run], width: int) -> tuple[list[str], str]:
+    """The answer point by point, and the same verdicts for the seed's operator in a few
+    sentences: where it beats, matches or falls short of attention, what gating and depth
+    recover (``in_short``)."""
     points = []
+    operator: dict[str, list[str]] = defaultdict(list)  # verdict word -> where (with the size)
+    gating: list[str] = []
     cells = group_by(runs, "label", "layers", "width", "mixer")
     settings_of = defaultdict(set)
     for label, layers, size, _ in cells:
@@ -43,6 +54,8 @@ def answer(runs: list[Run], width: int) -> list[str]:
             if any(r.improving for r in group + reference):
                 caveat = " (still improving at the end of training: more steps could change this)"
             points.append(f"{where}: `{mixer}` {verdict.text}{caveat}.")
+            if mixer == SEED_OPERATOR:
+                operator[verdict.word or "no verdict"].append(_where_with_size(where, verdict))
         plain = cells.get((label, layers, size, "global_conv"))
         gated = cells.get((label, layers, size, "gated_global_conv"))
         if plain and gated:
@@ -56,6 +69,7 @@ def answer(runs: list[Run], width: int) -> list[str]:
                         f"{where}: gating (data-dependence) closes {100 * share:.0f}% of "
                         "attention's significant lead over the plain global convolution."
                     )
+                    gating.append(f"{100 * share:.0f}% of it on {where}")
                 else:  # a share of the gap would only restate noise
                     unit = " points" if metric == "accuracy" else ""
                     shown = 100 * diff if metric == "accuracy" else diff
@@ -64,6 +78,9 @@ def answer(runs: list[Run], width: int) -> list[str]:
                         f"plain global convolution (difference {shown:+.1f}{unit}, p={p:.2g}), "
                         "so it closes none of attention's significant lead."
                     )
+                    gating.append(f"none of it on {where}")
+    depth = depth_points(runs)
+    points += depth
     if not points:
         points.append("No task has both attention and another mixer; run `globalconv compare`.")
     L = 4096
@@ -78,6 +95,74 @@ def answer(runs: list[Run], width: int) -> list[str]:
         f"L={flop_counts.crossover_length('fft_conv', 'direct_conv', width)} and than attention's "
         f"mixing from L={flop_counts.crossover_length('fft_conv', 'attention_mixing', width)}."
     )
+    return points, in_short(operator, gating, depth)
+
+
+def _where_with_size(where: str, verdict: verdicts.Verdict) -> str:
+    """``where`` and the verdict's size (the words after 'by', up to the interval)."""
+    if verdict.word in ("beats", "falls short of") and " by " in verdict.text:
+        return f"{where} (by {verdict.text.split(' by ', 1)[1].split(' (')[0]})"
+    return where
+
+
+def in_short(operator: dict[str, list[str]], gating: list[str], depth: list[str]) -> str:
+    """The seed's operator's verdicts against attention in a few sentences."""
+    if not operator:
+        return ""
+    said = {
+        "beats": "It beats attention on {}.",
+        "indistinguishable from": "It is indistinguishable from attention on {}.",
+        "falls short of": "It falls short of attention on {}.",
+        "neither learned": "Neither it nor attention learned {}.",
+        "no verdict": "It has too few seeds for a verdict on {}.",
+    }
+    sentences = [f"In short, for the seed's operator (`{SEED_OPERATOR}`):"]
+    sentences += [said[w].format(_and(operator[w])) for w in said if operator.get(w)]
+    if gating:
+        sentences.append(
+            f"Of attention's significant lead, gating (`gated_global_conv`) closes {_and(gating)}."
+        )
+    sentences += [d for d in depth if f"`{SEED_OPERATOR}`" in d]
+    return " ".join(sentences)
+
+
+def _and(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def depth_points(runs: list[Run]) -> list[str]:
+    """For each task and mixer trained at several depths: the change from the shallowest to the
+    deepest model, by Welch's test when both have enough seeds."""
+    points = []
+    for (label, width, mixer), group in group_by(runs, "label", "width", "mixer").items():
+        depths = group_by(group, "layers")
+        if len(depths) < 2:
+            continue
+        (low,), (high,) = min(depths), max(depths)
+        metric, floor = group[0].metric, group[0].floor
+        lows, highs = [r.score for r in depths[(low,)]], [r.score for r in depths[(high,)]]
+        means = "; ".join(
+            f"{d}: {verdicts.show(statistics.fmean(r.score for r in g), metric)}"
+            for (d,), g in depths.items()
+        )
+        several_widths = len({r.width for r in runs if r.label == label}) > 1
+        where = f"{label}, width {width}" if several_widths else label
+        said = f"{where}: `{mixer}` from {low} to {high} layers ({means})"
+        if all(verdicts.near_floor(statistics.fmean(r.score for r in g), floor, metric)
+               for g in depths.values()):  # fmt: skip
+            points.append(f"{said}: within the chance margin of the floor at every depth.")
+            continue
+        if min(len(lows), len(highs)) < verdicts.MIN_SEEDS:
+            points.append(f"{said}: too few seeds to say whether depth changes it.")
+            continue
+        diff, p, _ = verdicts.welch(lows, highs)
+        change = verdicts.show(abs(diff), metric, points=True)
+        if p < verdicts.ALPHA:
+            better = diff > 0 if group[0].higher_is_better else diff < 0
+            word = "improves" if better else "worsens"
+            points.append(f"{said}: depth {word} it by {change} (p={p:.2g}).")
+        else:
+            points.append(f"{said}: depth does not change it significantly ({change}, p={p:.2g}).")
     return points
 
 
