@@ -1,4 +1,4 @@
-import re
+from dataclasses import dataclass
 
 import pytest
 import torch
@@ -254,25 +254,53 @@ def test_the_report_section_sets_the_measure_beside_the_verdict(mqar_runs, tmp_p
     doc.add(*blocks)
     md = doc.markdown(tmp_path)
     assert "## How circulant is trained attention?" in md
-    assert "| mqar | 2 | 1 | toeplitz |" in md
-    row = next(line for line in md.splitlines() if line.startswith("| mqar | 2 | 1 |"))
-    assert "`global_conv` " in row and re.search(r"\| (yes|no) / (yes|no) \|$", row)
-    assert "The mean maps' structure predicts" in md and "mqar (2 layers): `global_conv`" in md
+    assert "| mqar | 2 | 16 | 1 | toeplitz |" in md
+    row = next(line for line in md.splitlines() if line.startswith("| mqar | 2 | 16 | 1 |"))
+    # one seed each: the verdict rule says numbers only, so no prediction is checked
+    assert "too few seeds for a verdict" in row and row.endswith("| - / - |")
+    header = next(line for line in md.splitlines() if line.startswith("| task | layers | width"))
+    assert header.count("|") == row.count("|")  # every column has its header
+    assert "cannot be checked against one" in md
     assert md.count("| mqar | attention | blocks.") == 8  # the per-head table
     assert circulant.report_section([]) == []
 
 
 def judgement(task, shift, fixed, wins):
-    return circulant.Judgement(task, 2, shift, fixed, wins)
+    return circulant.Judgement(task, 2, 64, shift, fixed, wins)
+
+
+@dataclass
+class FakeRun:
+    label: str
+    mixer: str
+    score: float
+    width: int = 64
+    layers: int = 2
+    metric: str = "accuracy"
+    floor: float | None = 0.25
+
+
+def test_the_verdict_beside_the_maps_is_the_reports_own_per_width():
+    runs = [FakeRun("t", "attention", a) for a in (1.0, 0.99, 1.0)]
+    runs += [FakeRun("t", "global_conv", a) for a in (0.27, 0.28, 0.29)]
+    runs += [FakeRun("t", "attention", a, width=32) for a in (0.44, 0.97, 0.95)]
+    runs += [FakeRun("t", "global_conv", a, width=32) for a in (0.27, 0.27, 0.27)]
+    text, wins = circulant._conv_gap(runs, "t", 2, 64)
+    assert wins is False and text.startswith("falls short of attention by 71.7 points")
+    text, wins = circulant._conv_gap(runs, "t", 2, 32)  # a large gap, but not significant
+    assert wins is None and text.startswith("indistinguishable from attention")
+    assert circulant._conv_gap(runs, "t", 4, 64) is None
 
 
 def test_the_agreement_paragraph_counts_both_predictions_and_names_the_cases():
     text = circulant.agreement(
         [judgement("a", 0.8, 0.2, True), judgement("b", 0.2, 0.1, False),
-         circulant.Judgement("c", 2, 0.9, 0.7, False, uniform=0.1, mean_shift_invariant=0.9)]
+         circulant.Judgement("c", 2, 64, 0.9, 0.7, False, uniform=0.1,
+                             mean_shift_invariant=0.9)]
     )  # fmt: skip
     assert "structure predicts 2 of 3 verdicts, the fixed-map share 1 of 3" in text
-    assert "matches or beats attention on a, attention's maps still vary" in text
+    assert "beats attention on a, attention's maps still vary" in text
+    assert "a (2 layers, width 64): `global_conv` beats attention" in text
     assert "falls short (b)" in text and "On c the mean maps are shift-invariant" in text
     assert "c (uniform 10% of 90%: sharp, at fixed offsets)" in text
-    assert "cannot be set beside a verdict" in circulant.agreement([])
+    assert "cannot be checked against one" in circulant.agreement([])

@@ -236,3 +236,58 @@ def test_accuracy_against_depth_is_drawn_only_when_a_task_has_two_depths(tmp_pat
     assert report.plot_by_depth(runs, tmp_path / "d.png") == tmp_path / "d.png"
     assert mpimg.imread(tmp_path / "d.png").ndim == 3
     assert report.plot_by_depth(runs[:2], tmp_path / "one.png") is None
+
+
+def bits_run(mixer, layers, bits, seed):
+    from pathlib import Path
+
+    summary = {"task": "lm", "mixer": mixer, "metric": "bits_per_token", "test_bits_per_token":
+               bits, "seed": seed, "baseline": {"value": 8.0, "what": "uniform"}}  # fmt: skip
+    return report.Run(Path(f"{mixer}-{layers}-{seed}"), Summary(**summary),
+                      {"model": {"n_layers": layers}}, [], [])  # fmt: skip
+
+
+def test_depth_and_gating_on_bits_say_lower_is_better_with_units():
+    runs = [bits_run("global_conv", 1, b, i) for i, b in enumerate((2.5, 2.52, 2.49))]
+    runs += [bits_run("global_conv", 4, b, i) for i, b in enumerate((2.1, 2.12, 2.09))]
+    runs += [bits_run("gated_global_conv", 1, b, i) for i, b in enumerate((2.8, 2.82, 2.79))]
+    runs += [bits_run("gated_global_conv", 4, b, i) for i, b in enumerate((2.9, 2.92, 2.89))]
+    points = report.answer(runs, width=16)
+    assert any("`global_conv` from 1 to 4" in p and "depth improves it by 0.400 bits" in p
+               for p in points)  # fmt: skip
+    assert any("`gated_global_conv` from 1 to 4" in p and "depth worsens it by 0.100 bits" in p
+               for p in points)  # fmt: skip
+    runs = [bits_run("attention", 2, b, i) for i, b in enumerate((2.0, 2.01, 2.02))]
+    runs += [bits_run("global_conv", 2, b, i) for i, b in enumerate((2.5, 2.51, 2.52))]
+    runs += [bits_run("gated_global_conv", 2, b, i) for i, b in enumerate((2.51, 2.49, 2.53))]
+    text = next(p for p in report.answer(runs, width=16) if "gating" in p)
+    assert "difference +0.000 bits" in text or "difference -0.000 bits" in text
+
+
+def test_in_short_carries_the_caveats_and_the_seed_rule_comes_before_the_floor():
+    runs = cell("attention", 2, [0.44, 0.97, 0.95]) + cell("global_conv", 2, [0.27, 0.26, 0.28])
+    _, summary = report.answer_and_summary(runs, width=16)
+    assert (
+        "It is indistinguishable from attention on t (difference" in summary and "p=0." in summary
+    )
+    near = [
+        fake_run("attention", 2, 0.26, floor=0.25),
+        fake_run("global_conv", 2, 0.27, floor=0.25),
+    ]
+    text = next(p for p in report.answer(near, width=16) if "`global_conv`" in p)
+    assert "too few seeds for a verdict" in text and "neither" not in text
+    runs = cell("attention", 1, [0.9, 0.91, 0.89]) + cell("attention", 4, [0.9, 0.92, 0.9])
+    runs += cell("global_conv", 1, [0.3, 0.31, 0.29]) + cell("global_conv", 4, [0.6, 0.62, 0.6])
+    runs += cell("gated_global_conv", 1, [0.3, 0.3, 0.31])
+    runs += cell("gated_global_conv", 4, [0.3, 0.32, 0.31])
+    _, summary = report.answer_and_summary(runs, width=16)
+    assert "`global_conv` from 1 to 4 layers" in summary
+    assert "`gated_global_conv` from 1 to 4" not in summary
+
+
+def test_gating_that_widens_the_gap_is_said_so():
+    runs = cell("attention", 2, [0.9, 0.91, 0.89]) + cell("global_conv", 2, [0.5, 0.51, 0.49])
+    runs += cell("gated_global_conv", 2, [0.3, 0.31, 0.29])
+    points = report.answer(runs, width=16)
+    assert any("gating (data-dependence) widens attention's significant lead over the plain "
+               "global convolution by 50%" in p for p in points)  # fmt: skip

@@ -299,32 +299,34 @@ class RunLike(Protocol):  # the report's Run
     @property
     def layers(self) -> int: ...
     @property
+    def width(self) -> int: ...
+    @property
     def score(self) -> float: ...
     @property
-    def higher_is_better(self) -> bool: ...
+    def metric(self) -> str: ...
+    @property
+    def floor(self) -> float | None: ...
 
 
-def _conv_gap(runs: list[RunLike], task: str, layers: int) -> tuple[str, bool] | None:
-    """global_conv against attention on a task at a depth: (text, matches or beats)."""
-    import statistics
+def _conv_gap(
+    runs: list[RunLike], task: str, layers: int, width: int
+) -> tuple[str, bool | None] | None:
+    """global_conv against attention in one cell, by the report's verdict rule: (the verdict,
+    whether the convolution beats attention: True, falls short: False, neither shown: None)."""
+    from globalconv.analysis import verdicts
 
-    def scores(mixer: str) -> list[float]:
-        return [r.score for r in runs if (r.label, r.layers, r.mixer) == (task, layers, mixer)]
-
-    ref, conv = scores("attention"), scores("global_conv")
+    cell = [r for r in runs if (r.label, r.layers, r.width) == (task, layers, width)]
+    ref = [r.score for r in cell if r.mixer == "attention"]
+    conv = [r.score for r in cell if r.mixer == "global_conv"]
     if not ref or not conv:
         return None
-    higher = next(r for r in runs if r.label == task).higher_is_better
-    gap = statistics.fmean(conv) - statistics.fmean(ref)
-    gap = gap if higher else -gap  # > 0: the convolution is better
-    spread = [statistics.stdev(s) for s in (ref, conv) if len(s) > 1]
-    noise = max(spread + [0.005 if higher else 0.01])  # the answer's tolerance
-    size, unit = (100 * abs(gap), "points") if higher else (abs(gap), "bits")
-    if abs(gap) <= noise:
-        return f"matches ({size:.2f} {unit})", True
-    if gap > 0:
-        return f"beats by {size:.2f} {unit}", True
-    return f"short by {size:.2f} {unit}", False
+    verdict = verdicts.compare(ref, conv, metric=cell[0].metric, floor=cell[0].floor)
+    text = verdict.text.removeprefix("is ")
+    if verdict.word == "beats":
+        return text, True
+    if verdict.word == "falls short of":
+        return text, False
+    return text, None
 
 
 BESIDE_THE_LITERATURE = (
@@ -349,9 +351,10 @@ class Judgement:
 
     task: str
     layers: int
+    width: int
     shift_invariant: float  # weakest layer's mean shift-invariant share of the mean maps
     fixed: float  # weakest layer's mean fixed-map share of the per-input maps
-    conv_wins: bool  # global_conv matches or beats attention
+    conv_wins: bool  # global_conv beats attention (else it falls short), by the verdict rule
     uniform: float = 0.0  # mean over heads of the uniform share
     mean_shift_invariant: float = 0.0  # mean over heads of the shift-invariant share
 
@@ -369,8 +372,8 @@ class Judgement:
         return self.fixed > THRESHOLD
 
 
-def _agrees(predicted: bool, gap: tuple[str, bool] | None) -> str:
-    return "-" if gap is None else "yes" if predicted == gap[1] else "no"
+def _agrees(predicted: bool, gap: tuple[str, bool | None] | None) -> str:
+    return "-" if gap is None or gap[1] is None else "yes" if predicted == gap[1] else "no"
 
 
 def report_section(runs: list[RunLike], *, samples: int = SAMPLES) -> list:
@@ -380,14 +383,14 @@ def report_section(runs: list[RunLike], *, samples: int = SAMPLES) -> list:
     trained = [r for r in runs if r.mixer == "attention" and RunDir(r.path).has_weights]
     if not trained:
         return []
-    groups: dict[tuple[str, int], list[tuple[RunLike, list[HeadMeasure]]]] = {}
-    for run in sorted(trained, key=lambda r: (r.label, r.layers, str(r.path))):
+    groups: dict[tuple[str, int, int], list[tuple[RunLike, list[HeadMeasure]]]] = {}
+    for run in sorted(trained, key=lambda r: (r.label, r.layers, r.width, str(r.path))):
         measured = (run, measure_run(run.path, samples=samples))
-        groups.setdefault((run.label, run.layers), []).append(measured)
+        groups.setdefault((run.label, run.layers, run.width), []).append(measured)
     pct = lambda v: f"{100 * v:.0f}%"  # noqa: E731
     word = lambda replaceable: "replaceable" if replaceable else "not"  # noqa: E731
     summary, detail, judged = [], [], []
-    for (task, layers), measured in groups.items():
+    for (task, layers, width), measured in groups.items():
         heads = [m for _, ms in measured for m in ms]
         # a model is as replaceable as its least shift-invariant layer (its heads averaged)
         layer_heads: dict[tuple[str, str], list[HeadMeasure]] = {}
@@ -402,16 +405,17 @@ def report_section(runs: list[RunLike], *, samples: int = SAMPLES) -> list:
             k: _mean(getattr(m, k) for m in heads)
             for k in (*STRUCTURES, "uniform", "input_dependent")
         }
-        gap = _conv_gap(runs, task, layers)
+        gap = _conv_gap(runs, task, layers, width)
         judgement = Judgement(
-            task, layers, weakest["shift_invariant"], weakest["fixed_share"],
-            gap is not None and gap[1], mean["uniform"],
+            task, layers, width, weakest["shift_invariant"], weakest["fixed_share"],
+            gap is not None and gap[1] is True, mean["uniform"],
             _mean(m.shift_invariant for m in heads),
         )  # fmt: skip
-        if gap is not None:
+        if gap is not None and gap[1] is not None:
             judged.append(judgement)
         summary.append(
-            [task, str(layers), str(len(measured)), heads[0].structure, pct(mean["circulant"]),
+            [task, str(layers), str(width), str(len(measured)), heads[0].structure,
+             pct(mean["circulant"]),
              pct(mean["toeplitz"]), pct(mean["uniform"]), pct(mean["input_dependent"]),
              f"{pct(judgement.shift_invariant)}: {word(judgement.by_structure)}",
              f"{pct(judgement.fixed)}: {word(judgement.by_fixed_map)}",
@@ -445,16 +449,19 @@ def report_section(runs: list[RunLike], *, samples: int = SAMPLES) -> list:
             "shift-invariant layer (its heads averaged) and the same threshold, "
             f"{pct(THRESHOLD)}: from the mean maps' structure alone, and from the fixed-map "
             "share, which also asks the maps to be input-independent. The verdict is the trained "
-            "`global_conv` against attention on the same task and depth."
+            "`global_conv` against attention on the same task, depth and width, by the report's "
+            "verdict rule; a prediction is checked only where that verdict is significant."
         ),
         Table(
             [
                 "task",
                 "layers",
+                "width",
                 "attention runs",
                 "structure",
                 "circulant",
                 "Toeplitz",
+                "uniform",
                 "input-dependent",
                 "shift-invariant, weakest layer",
                 "fixed map, weakest layer",
@@ -487,15 +494,16 @@ def agreement(judged: list[Judgement]) -> str:
     """One paragraph: do attention's maps predict where a global convolution replaces it?"""
     if not judged:
         return (
-            "No task here has both a trained attention run and a `global_conv` run, so the "
-            "measurements cannot be set beside a verdict."
+            "No cell here has a trained attention run beside a significant verdict on "
+            "`global_conv` (beats or falls short of attention), so the measurements cannot be "
+            "checked against one."
         )
     n = len(judged)
     structure = sum(j.by_structure == j.conv_wins for j in judged)
     fixed = sum(j.by_fixed_map == j.conv_wins for j in judged)
     cases = "; ".join(
-        f"{j.task} ({j.layers} layers): `global_conv` "
-        f"{'matches or beats' if j.conv_wins else 'falls short of'} attention, mean maps "
+        f"{j.task} ({j.layers} layers, width {j.width}): `global_conv` "
+        f"{'beats' if j.conv_wins else 'falls short of'} attention, mean maps "
         f"{100 * j.shift_invariant:.0f}% shift-invariant, fixed map {100 * j.fixed:.0f}%"
         for j in judged
     )
@@ -506,7 +514,7 @@ def agreement(judged: list[Judgement]) -> str:
     input_dependent_wins = [j for j in judged if j.conv_wins and not j.by_fixed_map]
     if input_dependent_wins:
         text += (
-            " Where the convolution matches or beats attention on "
+            " Where the convolution beats attention on "
             + ", ".join(j.task for j in input_dependent_wins)
             + ", attention's maps still vary with the input too much for one fixed map to "
             "reproduce them: attention uses an input dependence there that the task, at this "

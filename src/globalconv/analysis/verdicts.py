@@ -3,7 +3,7 @@
 The rule, stated once and printed in every report (``RULE``):
 
 - A verdict word needs at least ``MIN_SEEDS`` seeds on both sides; with fewer, the numbers are
-  shown and no word is said.
+  shown and no word is said, not even "neither learned".
 - When both sides are within ``CHANCE_MARGIN`` of the task's trivial floor (5 points of
   accuracy, or 5% of the floor's bits per token), the verdict is "neither learned this task at
   this budget", never "matches".
@@ -29,13 +29,13 @@ IMPROVING = {"accuracy": 0.01, "bits_per_token": 0.01}  # absolute / relative
 
 RULE = (
     f"Verdict rule: a verdict word needs n ≥ {MIN_SEEDS} seeds on both sides (fewer: numbers "
-    "only). If both sides are within 5 points of accuracy (or 5% of the bits per token) of the "
-    "task's trivial floor, the verdict is 'neither learned this task at this budget'. Otherwise "
-    f"Welch's two-sided t-test on the per-seed test scores at {ALPHA:g}: significant → 'beats' "
-    "or 'falls short of' attention by the difference in means (95% interval); not significant → "
-    "'indistinguishable from attention'. A cell whose validation score still improved by more "
-    "than 1 point of accuracy (1% of bits per token) over the last fifth of training is marked "
-    "'still improving'."
+    "only). With enough seeds, if both sides are within 5 points of accuracy (or 5% of the bits "
+    "per token) of the task's trivial floor, the verdict is 'neither learned this task at this "
+    f"budget'. Otherwise Welch's two-sided t-test on the per-seed test scores at {ALPHA:g}: "
+    "significant → 'beats' or 'falls short of' attention by the difference in means (95% "
+    "interval); not significant → 'indistinguishable from attention'. A cell whose validation "
+    "score still improved by more than 1 point of accuracy (1% of bits per token) over the last "
+    "fifth of training is marked 'still improving'."
 )
 
 
@@ -85,17 +85,17 @@ def compare(
 ) -> Verdict:
     """The verdict on ``other``'s per-seed test scores against ``reference``'s."""
     ref_mean, mean = statistics.fmean(reference), statistics.fmean(other)
+    if min(len(reference), len(other)) < MIN_SEEDS:  # even "neither learned" is a verdict
+        return Verdict(
+            None,
+            f"{show(mean, metric)} against {name}'s {show(ref_mean, metric)} "
+            f"(n={len(other)} vs {len(reference)}: too few seeds for a verdict)",
+        )
     if near_floor(ref_mean, floor, metric) and near_floor(mean, floor, metric):
         return Verdict(
             "neither learned",
             f"neither it nor {name} learned this task at this budget (both within the chance "
             f"margin of the floor {show(floor, metric)})",
-        )
-    if min(len(reference), len(other)) < MIN_SEEDS:
-        return Verdict(
-            None,
-            f"{show(mean, metric)} against {name}'s {show(ref_mean, metric)} "
-            f"(n={len(other)} vs {len(reference)}: too few seeds for a verdict)",
         )
     diff, p, half = welch(reference, other)
     better = diff > 0 if _higher(metric) else diff < 0

@@ -2,8 +2,8 @@
 
 ``schema_version`` says which layout a file has. Version 1 is the layout the trainer has always
 written; files from before the field existed (every committed run under ``results/``) hold no
-``schema_version`` and are read as version 1, unchanged (``to_json`` gives back what the file
-holds). A file of a newer version is read by the fields this version knows.
+``schema_version`` and are read as version 1, unchanged (``to_json`` gives back the file's
+content). A file of a newer version is read by the fields this version knows.
 
 Every field the trainer writes is typed, and a value of the wrong type is a ``RunFileError``
 naming the file and the field. Fields other than ``task`` and ``mixer`` may be missing (older or
@@ -103,8 +103,8 @@ class Summary(BaseModel):
             raise io.RunFileError(f"{where}: {problems}; rerun the run or fix the file") from None
 
     def to_json(self) -> dict[str, Any]:
-        """The JSON object of ``summary.json``: the fields that were given (a file's own, for a
-        summary read from one), unknown keys included."""
+        """The JSON object of ``summary.json``: the fields that were given (a file's own content,
+        for a summary read from one, in this class's field order), unknown keys included."""
         return self.model_dump(exclude_unset=True)
 
     def result(self, split: str, metric: str | None = None) -> float | None:

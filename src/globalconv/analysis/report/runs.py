@@ -64,7 +64,9 @@ class Run:
 
     @property
     def layers(self) -> int:
-        return int(self.config.get("model", {}).get("n_layers", 0))
+        """The reference's depth the model was sized to (its own depth when not matched)."""
+        model, match = self.config.get("model", {}), self.config.get("match", {})
+        return int(match.get("reference_n_layers") or model.get("n_layers", 0))
 
     @property
     def key(self) -> tuple:
@@ -154,7 +156,7 @@ def format_score(mean: float, std: float | None, n: int, percent: bool) -> str:
 
 def cell_key(label: str, config: dict[str, Any]) -> tuple:
     """What makes runs of two comparisons the same cell: the task as labelled and configured,
-    the mixer, its depth, the reference width and the budget; not the seed or a tuned value."""
+    the mixer, the reference depth and width and the budget; not the seed or a tuned value."""
     model, train, match = (config.get(k, {}) for k in ("model", "train", "match"))
     task = config.get("task", {})
     setting = {
@@ -164,7 +166,8 @@ def cell_key(label: str, config: dict[str, Any]) -> tuple:
     }
     width = int(match.get("reference_d_model") or model.get("d_model", 0))
     fingerprint = json.dumps(setting, sort_keys=True, default=str)
-    return (label, model.get("mixer"), int(model.get("n_layers", 0)), width, fingerprint)
+    layers = int(match.get("reference_n_layers") or model.get("n_layers", 0))
+    return (label, model.get("mixer"), layers, width, fingerprint)
 
 
 def reference_scores(root: Path) -> dict[tuple, str]:

@@ -29,7 +29,7 @@ def answer_and_summary(runs: list[Run], width: int) -> tuple[list[str], str]:
     recover (``in_short``)."""
     points = []
     operator: dict[str, list[str]] = defaultdict(list)  # verdict word -> where (with the size)
-    gating: list[str] = []
+    gating: dict[str, list[str]] = defaultdict(list)  # what gating did -> where
     cells = group_by(runs, "label", "layers", "width", "mixer")
     settings_of = defaultdict(set)
     for label, layers, size, _ in cells:
@@ -51,11 +51,14 @@ def answer_and_summary(runs: list[Run], width: int) -> tuple[list[str], str]:
             verdict = verdicts.compare(ref_scores, [r.score for r in group], metric=metric,
                                        floor=floor)  # fmt: skip
             caveat = ""
-            if any(r.improving for r in group + reference):
+            improving = any(r.improving for r in group + reference)
+            if improving:
                 caveat = " (still improving at the end of training: more steps could change this)"
             points.append(f"{where}: `{mixer}` {verdict.text}{caveat}.")
             if mixer == SEED_OPERATOR:
-                operator[verdict.word or "no verdict"].append(_where_with_size(where, verdict))
+                details = [*_size(verdict), *(["still improving"] if improving else [])]
+                shown = f"{where} ({', '.join(details)})" if details else where
+                operator[verdict.word or "no verdict"].append(shown)
         plain = cells.get((label, layers, size, "global_conv"))
         gated = cells.get((label, layers, size, "gated_global_conv"))
         if plain and gated:
@@ -65,20 +68,18 @@ def answer_and_summary(runs: list[Run], width: int) -> tuple[list[str], str]:
                 gated_scores, plain_scores = [r.score for r in gated], [r.score for r in plain]
                 diff, p, _ = verdicts.welch(plain_scores, gated_scores)  # gated minus plain
                 if p < verdicts.ALPHA:
-                    points.append(
-                        f"{where}: gating (data-dependence) closes {100 * share:.0f}% of "
-                        "attention's significant lead over the plain global convolution."
-                    )
-                    gating.append(f"{100 * share:.0f}% of it on {where}")
+                    lead = "attention's significant lead over the plain global convolution"
+                    points.append(f"{where}: gating (data-dependence) {_share_words(share, lead)}.")
+                    gating[_share_words(share, "it")].append(where)
                 else:  # a share of the gap would only restate noise
-                    unit = " points" if metric == "accuracy" else ""
-                    shown = 100 * diff if metric == "accuracy" else diff
+                    sign = "+" if diff >= 0 else "-"
+                    shown = sign + verdicts.show(abs(diff), metric, points=True)
                     points.append(
                         f"{where}: gating (data-dependence) does not significantly change the "
-                        f"plain global convolution (difference {shown:+.1f}{unit}, p={p:.2g}), "
+                        f"plain global convolution (difference {shown}, p={p:.2g}), "
                         "so it closes none of attention's significant lead."
                     )
-                    gating.append(f"none of it on {where}")
+                    gating["closes none of it"].append(where)
     depth = depth_points(runs)
     points += depth
     if not points:
@@ -98,14 +99,26 @@ def answer_and_summary(runs: list[Run], width: int) -> tuple[list[str], str]:
     return points, in_short(operator, gating, depth)
 
 
-def _where_with_size(where: str, verdict: verdicts.Verdict) -> str:
-    """``where`` and the verdict's size (the words after 'by', up to the interval)."""
+def _share_words(share: float, lead: str) -> str:
+    """What gating did to attention's ``lead``, as a share of it: closes part, widens it, or
+    more than closes it."""
+    if share < 0:
+        return f"widens {lead} by {100 * -share:.0f}%"
+    if share > 1:
+        return f"more than closes {lead} ({100 * share:.0f}% of it)"
+    return f"closes {100 * share:.0f}% of {lead}"
+
+
+def _size(verdict: verdicts.Verdict) -> list[str]:
+    """The verdict's size: 'by X' for a difference, 'difference X, p=Y' when indistinguishable."""
     if verdict.word in ("beats", "falls short of") and " by " in verdict.text:
-        return f"{where} (by {verdict.text.split(' by ', 1)[1].split(' (')[0]})"
-    return where
+        return [f"by {verdict.text.split(' by ', 1)[1].split(' (')[0]}"]
+    if verdict.word == "indistinguishable from" and verdict.p_value is not None:
+        return [verdict.text.split("(", 1)[1].split(", n=")[0]]
+    return []
 
 
-def in_short(operator: dict[str, list[str]], gating: list[str], depth: list[str]) -> str:
+def in_short(operator: dict[str, list[str]], gating: dict[str, list[str]], depth: list[str]) -> str:
     """The seed's operator's verdicts against attention in a few sentences."""
     if not operator:
         return ""
@@ -119,9 +132,8 @@ def in_short(operator: dict[str, list[str]], gating: list[str], depth: list[str]
     sentences = [f"In short, for the seed's operator (`{SEED_OPERATOR}`):"]
     sentences += [said[w].format(_and(operator[w])) for w in said if operator.get(w)]
     if gating:
-        sentences.append(
-            f"Of attention's significant lead, gating (`gated_global_conv`) closes {_and(gating)}."
-        )
+        done = _and([f"{what} on {_and(where)}" for what, where in gating.items()])
+        sentences.append(f"Of attention's significant lead, gating (`gated_global_conv`) {done}.")
     sentences += [d for d in depth if f"`{SEED_OPERATOR}`" in d]
     return " ".join(sentences)
 
@@ -148,12 +160,12 @@ def depth_points(runs: list[Run]) -> list[str]:
         several_widths = len({r.width for r in runs if r.label == label}) > 1
         where = f"{label}, width {width}" if several_widths else label
         said = f"{where}: `{mixer}` from {low} to {high} layers ({means})"
+        if min(len(lows), len(highs)) < verdicts.MIN_SEEDS:
+            points.append(f"{said}: too few seeds to say whether depth changes it.")
+            continue
         if all(verdicts.near_floor(statistics.fmean(r.score for r in g), floor, metric)
                for g in depths.values()):  # fmt: skip
             points.append(f"{said}: within the chance margin of the floor at every depth.")
-            continue
-        if min(len(lows), len(highs)) < verdicts.MIN_SEEDS:
-            points.append(f"{said}: too few seeds to say whether depth changes it.")
             continue
         diff, p, _ = verdicts.welch(lows, highs)
         change = verdicts.show(abs(diff), metric, points=True)
@@ -250,17 +262,19 @@ def tuning_table(records: list[dict[str, Any]]) -> Table:
 def depth_table(runs: list[Run]) -> Table | None:
     """Metric by number of layers, for task/mixer pairs trained at several depths."""
     rows = []
-    for (label, mixer), group in group_by(runs, "label", "mixer").items():
+    for (label, width, mixer), group in group_by(runs, "label", "width", "mixer").items():
         depths = group_by(group, "layers")
         if len(depths) < 2:
             continue
+        several_widths = len({r.width for r in runs if r.label == label}) > 1
+        where = f"{label}, width {width}" if several_widths else label
         cells = []
         for (layers,), at_depth in depths.items():
             mean, std = mean_std([r.score for r in at_depth])
             cells.append(
                 f"{layers}: {format_score(mean, std, len(at_depth), at_depth[0].higher_is_better)}"
             )
-        rows.append([label, f"`{mixer}`", "; ".join(cells)])
+        rows.append([where, f"`{mixer}`", "; ".join(cells)])
     return Table(["task", "mixer", "layers: test metric"], rows) if rows else None
 
 
