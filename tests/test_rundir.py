@@ -14,8 +14,8 @@ from globalconv import tasks
 from globalconv.core import io
 from globalconv.models import build_model
 from globalconv.train import checkpoint, train
-from globalconv.train.loop import evaluate
 from globalconv.train.rundir import RunDir, RunState, find_runs
+from globalconv.train.scoring import evaluate
 from globalconv.train.summary import SCHEMA_VERSION, Summary
 
 ROOT = Path(__file__).resolve().parents[1]

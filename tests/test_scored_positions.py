@@ -10,7 +10,7 @@ from globalconv import tasks
 from globalconv.config import ModelConfig
 from globalconv.models import EncoderDecoder, Transformer, build_model
 from globalconv.tasks import IGNORE_INDEX
-from globalconv.train import loop, train
+from globalconv.train import scoring, train
 
 MQAR = ["task.name=mqar", "task.params.num_train=256", "task.params.num_test=96"]
 TINY = ["model.d_model=16", "model.n_layers=1", "train.batch_size=32", "train.threads=1"]
@@ -18,9 +18,9 @@ TINY = ["model.d_model=16", "model.n_layers=1", "train.batch_size=32", "train.th
 
 def test_scored_positions_finds_the_scored_targets_or_none():
     targets = torch.tensor([[IGNORE_INDEX, 3, IGNORE_INDEX], [1, IGNORE_INDEX, IGNORE_INDEX]])
-    assert loop.scored_positions(targets).tolist() == [1, 3]
-    assert loop.scored_positions(torch.ones(2, 3, dtype=torch.long)) is None  # all scored
-    assert loop.scored_positions(torch.tensor([0, 1])) is None  # one label per sequence
+    assert scoring.scored_positions(targets).tolist() == [1, 3]
+    assert scoring.scored_positions(torch.ones(2, 3, dtype=torch.long)) is None  # all scored
+    assert scoring.scored_positions(torch.tensor([0, 1])) is None  # one label per sequence
 
 
 @pytest.mark.parametrize("mixer", ["attention", "global_conv", "hyena"])
@@ -29,7 +29,7 @@ def test_selected_head_equals_the_full_head_in_value_and_gradient(mixer):
     torch.manual_seed(0)
     model = build_model(ModelConfig(mixer=mixer, d_model=16, n_layers=2, dropout=0.0), task.spec)
     inputs, targets = task.splits()["train"].batch(torch.arange(16))
-    positions = loop.scored_positions(targets)
+    positions = scoring.scored_positions(targets)
     assert positions is not None and len(positions) < targets.numel()
 
     def loss_and_grads(**kwargs):
@@ -72,7 +72,7 @@ def test_encoder_decoder_selects_decoder_positions():
 def test_training_and_evaluation_match_computing_every_position(tmp_path, monkeypatch):
     overrides = [*MQAR, *TINY, "train.steps=4", "model.dropout=0"]
     selected = train(C.load(None, overrides), tmp_path / "selected", progress=False)
-    monkeypatch.setattr(loop, "scored_positions", lambda targets: None)
+    monkeypatch.setattr(scoring, "scored_positions", lambda targets: None)
     every = train(C.load(None, overrides), tmp_path / "every", progress=False)
     assert selected.final_train_loss == pytest.approx(every.final_train_loss, rel=1e-6)
     assert selected.test_loss == pytest.approx(every.test_loss, rel=1e-6)

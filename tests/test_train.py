@@ -14,7 +14,7 @@ import globalconv
 from globalconv import cli
 from globalconv import config as C
 from globalconv.train import CheckpointError, TrainingInterrupted, checkpoint, train
-from globalconv.train.loop import BatchOrder
+from globalconv.train.data import BatchOrder
 from globalconv.train.records import read_metrics
 
 # Tiny and single-threaded: fast on a shared 2-core machine, and bit-reproducible.

@@ -13,7 +13,7 @@ from globalconv.tasks import IGNORE_INDEX, Split
 from globalconv.tasks.common import _row_keys
 from globalconv.tasks.mad_fuzzy_recall import random_context_motif_floor
 from globalconv.tasks.mad_recall import random_context_value_floor
-from globalconv.train.loop import evaluate
+from globalconv.train.scoring import evaluate
 
 FEW = dict(num_train=100)  # only the test split matters to a solver; keep training small
 

@@ -68,7 +68,7 @@ def bare_step(cfg: configuration.RunConfig) -> Callable[[], None]:
     model with ``torch.nn.Dropout``, nothing else."""
     from globalconv.models import build_model
     from globalconv.models.dropout import Dropout
-    from globalconv.train.loop import task_data
+    from globalconv.train.data import task_data
 
     task, splits, _ = task_data(cfg)
     torch.manual_seed(cfg.train.seed)
@@ -177,7 +177,7 @@ def measure(
 ) -> list[dict[str, Any]]:
     """``measure_pair`` for every task and mixer, and a record saying so for a mixer that cannot
     run on a causal task."""
-    from globalconv.train.loop import task_data
+    from globalconv.train.data import task_data
 
     records: list[dict[str, Any]] = []
     for task in task_names:

@@ -118,7 +118,8 @@ def build(
 
 def fit(model: nn.Module, split: Split, tc: TrainConfig) -> float:
     """Train in place on ``split`` (full-length sequences); return the last loss."""
-    from globalconv.train.loop import loss_and_counts, lr_factor, parameter_groups
+    from globalconv.train.optim import lr_factor, parameter_groups
+    from globalconv.train.scoring import loss_and_counts
 
     optimizer = torch.optim.AdamW(parameter_groups(model, tc.weight_decay), lr=tc.lr)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, tc))

@@ -181,7 +181,7 @@ def finetune(
     progress: bool = False,
 ) -> dict[str, Any]:
     """Fine-tune ``model`` in place on ``task``; returns the measurements before and after."""
-    from globalconv.train.loop import BatchOrder
+    from globalconv.train.data import BatchOrder
     from globalconv.train.optim import parameter_groups
 
     if steps < 0 or batch_size < 1 or eval_examples < 1:

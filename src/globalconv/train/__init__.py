@@ -1,8 +1,9 @@
 """Training: the loop, the run directory and its summary, optimiser hints and schedules,
 checkpoints, matching, logging, sweeps."""
 
+from globalconv.core.errors import DivergedError
 from globalconv.train.checkpoint import CheckpointError
-from globalconv.train.loop import DivergedError, TrainingInterrupted, evaluate, train
+from globalconv.train.loop import TrainingInterrupted, train
 from globalconv.train.optim import (
     get_optim_hints,
     lr_factor,
@@ -10,6 +11,7 @@ from globalconv.train.optim import (
     set_optim_hints,
 )
 from globalconv.train.rundir import RunDir
+from globalconv.train.scoring import evaluate
 from globalconv.train.summary import Summary
 
 __all__ = [

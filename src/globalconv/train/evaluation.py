@@ -16,8 +16,9 @@ from typing import Any
 from globalconv import config as configuration
 from globalconv import tasks
 from globalconv.config import ConfigError
-from globalconv.train.loop import check_device, evaluate, task_data
+from globalconv.train.data import task_data
 from globalconv.train.rundir import RunDir
+from globalconv.train.scoring import check_device, evaluate
 
 LENGTH_PARAMS = ("seq_len", "length", "max_len")
 

@@ -14,14 +14,12 @@ One file (past 400 lines) because the run's state (``_Run``) and the pieces it a
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import os
 import signal
 import threading
 import time
 from contextlib import contextmanager, nullcontext
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -30,22 +28,16 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from globalconv import tasks
 from globalconv.config import RunConfig
 from globalconv.core.errors import ConfigError, DivergedError
 from globalconv.models import build_model
-from globalconv.tasks import IGNORE_INDEX, Split, TaskSpec
-from globalconv.tasks.common import carve_validation
+from globalconv.tasks import IGNORE_INDEX, TaskSpec
 from globalconv.train import checkpoint, distributed, lock, matching, records
 from globalconv.train.checkpoint import CheckpointError
-from globalconv.train.optim import (
-    build_optimizer,
-    describe_groups,
-    lr_factor,
-    parameter_groups,
-    set_lr,
-)
+from globalconv.train.data import BatchOrder, task_data
+from globalconv.train.optim import build_optimizer, describe_groups, lr_factor, set_lr
 from globalconv.train.rundir import RunDir
+from globalconv.train.scoring import autocast, check_device, evaluate, forward_scored
 from globalconv.train.summary import SCHEMA_VERSION, Summary
 
 # Config keys that may change when a run is resumed: they do not change what is computed.
@@ -64,131 +56,6 @@ RESUMABLE_KEYS = {
 
 class TrainingInterrupted(KeyboardInterrupt):
     """Raised after SIGINT/SIGTERM once the checkpoint is saved; the CLI exits with 130."""
-
-
-def loss_and_counts(logits: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, int, int]:
-    """Summed cross-entropy, number of scored targets, number correct."""
-    logits = logits.reshape(-1, logits.shape[-1]).float()
-    targets = targets.reshape(-1)
-    loss = F.cross_entropy(logits, targets, ignore_index=IGNORE_INDEX, reduction="sum")
-    scored = targets != IGNORE_INDEX
-    correct = int(((logits.argmax(-1) == targets) & scored).sum())
-    return loss, int(scored.sum()), correct
-
-
-def scored_positions(targets: torch.Tensor) -> torch.Tensor | None:
-    """Flat indices (into B*L) of the scored targets of a per-position batch; None when every
-    position is scored or targets are per sequence. The model's head then runs only there."""
-    if targets.dim() < 2:
-        return None
-    index = (targets.reshape(-1) != IGNORE_INDEX).nonzero().squeeze(1)  # (S,)
-    return None if len(index) == targets.numel() else index
-
-
-def _forward_scored(
-    model: nn.Module, model_inputs: dict, targets: torch.Tensor, device: str
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Logits (S, C) and targets (S,) at the scored positions (all of them: (B*L, C))."""
-    positions = scored_positions(targets)
-    inputs = to_device(model_inputs, device)
-    flat = targets.reshape(-1)
-    if positions is None:
-        logits = model(**inputs)
-    else:
-        flat = flat[positions]
-        logits = model(**inputs, positions=positions.to(device))
-    return logits.reshape(-1, logits.shape[-1]), flat.to(device)
-
-
-def _autocast(device: str, precision: str):
-    kind = torch.device(device).type
-    return torch.autocast(kind, dtype=torch.bfloat16, enabled=precision == "bf16")
-
-
-@torch.no_grad()
-def evaluate(
-    model: nn.Module,
-    split: Split,
-    spec: TaskSpec,
-    batch_size: int,
-    device: str,
-    *,
-    dist: distributed.Dist | None = None,
-    precision: str = "fp32",
-) -> dict[str, float]:
-    """Loss (nats per scored target), accuracy (and bits per token for LM tasks) on a split.
-
-    Under torchrun each process scores a contiguous share of the split; the sums are reduced.
-    """
-    dist = dist or distributed.Dist()
-    was_training = model.training
-    model.eval()
-    n = len(split)
-    share = math.ceil(n / dist.world_size)
-    lo, hi = dist.rank * share, min(n, (dist.rank + 1) * share)
-    totals = torch.zeros(3, dtype=torch.float64, device=device)  # loss, scored, correct
-    for start in range(lo, hi, batch_size):
-        index = torch.arange(start, min(start + batch_size, hi))
-        model_inputs, targets = split.batch(index)
-        with _autocast(device, precision):
-            logits, flat = _forward_scored(model, model_inputs, targets, device)
-        loss, scored, correct = loss_and_counts(logits, flat)
-        totals += torch.tensor([float(loss), scored, correct], dtype=torch.float64, device=device)
-    loss_sum, scored, correct = dist.all_sum(totals).tolist()
-    model.train(was_training)
-    mean = loss_sum / max(scored, 1)
-    metrics = {"loss": mean, "accuracy": correct / max(scored, 1)}
-    if spec.metric == "bits_per_token":
-        metrics["bits_per_token"] = mean / math.log(2)
-    return metrics
-
-
-def to_device(tensors: dict, device: str) -> dict:
-    return {k: None if v is None else v.to(device) for k, v in tensors.items()}
-
-
-class BatchOrder:
-    """The global batch at step s: epoch e = s // (n // B) shuffles with seed (seed, e); the
-    last partial batch of an epoch is dropped so every step sees exactly B examples."""
-
-    def __init__(self, n: int, batch_size: int, seed: int) -> None:
-        if batch_size > n:
-            raise ConfigError(
-                f"train.batch_size={batch_size} exceeds the {n} training examples; "
-                "lower train.batch_size"
-            )
-        self.n, self.batch_size, self.seed = n, batch_size, seed
-        self.per_epoch = n // batch_size
-        self._epoch, self._perm = -1, torch.empty(0, dtype=torch.long)
-
-    def indices(self, step: int) -> torch.Tensor:
-        epoch, position = divmod(step, self.per_epoch)
-        if epoch != self._epoch:
-            generator = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
-            self._epoch, self._perm = epoch, torch.randperm(self.n, generator=generator)
-        return self._perm[position * self.batch_size : (position + 1) * self.batch_size]
-
-
-@lru_cache(maxsize=2)
-def _task_data(
-    name: str, params_json: str, valid_fraction: float
-) -> tuple[tasks.Task, dict[str, Split], str | None]:
-    # Generating a task can take seconds; runs of one process (sweeps, tests) share it.
-    task = tasks.build(name, json.loads(params_json))
-    splits = task.splits()
-    if "valid" in splits:
-        return task, splits, "the task's own validation split"
-    if not valid_fraction:
-        return task, splits, None
-    carved = carve_validation(splits, valid_fraction, task.params.seed)
-    return task, carved, f"{valid_fraction:g} of the training examples (task.valid_fraction)"
-
-
-def task_data(cfg: RunConfig) -> tuple[tasks.Task, dict[str, Split], str | None]:
-    """The configured task, its splits (a validation split carved from training if asked) and
-    where the validation split came from (cached per process; the tensors are not modified)."""
-    params = json.dumps(cfg.task.params, sort_keys=True)
-    return _task_data(cfg.task.name, params, cfg.task.valid_fraction)
 
 
 class _StopOnSignal:
@@ -245,14 +112,6 @@ def config_differences(
         for key in sorted(set(a) | set(b))
         if key not in RESUMABLE_KEYS and a.get(key) != b.get(key)
     ]
-
-
-def check_device(device: str) -> None:
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(
-            f"train.device={device} but CUDA is not available to torch {torch.__version__}; "
-            "use train.device=cpu"
-        )
 
 
 def _rng_state(device: str) -> dict[str, torch.Tensor]:
@@ -463,8 +322,8 @@ class _Run:
             last = i == len(micro_batches) - 1
             # gradients are averaged over processes once, after the last micro-batch
             with self.ddp.no_sync() if self.ddp is not None and not last else nullcontext():
-                with _autocast(self.device, tc.precision):
-                    logits, flat = _forward_scored(
+                with autocast(self.device, tc.precision):
+                    logits, flat = forward_scored(
                         self.train_model, model_inputs, targets, self.device
                     )
                 loss = F.cross_entropy(
@@ -646,12 +505,4 @@ def device_index(device: str) -> int:
     return torch.device(device).index or 0
 
 
-__all__ = [
-    "DivergedError",
-    "TrainingInterrupted",
-    "evaluate",
-    "loss_and_counts",
-    "lr_factor",  # re-exported: callers import the schedule and groups from here
-    "parameter_groups",
-    "train",
-]
+__all__ = ["RESUMABLE_KEYS", "TrainingInterrupted", "config_differences", "train"]
