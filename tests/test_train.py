@@ -13,7 +13,7 @@ from safetensors.torch import load_file
 import globalconv
 from globalconv import cli
 from globalconv import config as C
-from globalconv.train import CheckpointError, TrainingInterrupted, checkpoint, train
+from globalconv.train import CheckpointError, TrainingInterrupted, checkpoint, loop, train
 from globalconv.train.data import BatchOrder
 from globalconv.train.records import read_metrics
 
@@ -125,6 +125,23 @@ def test_resume_after_a_crash_equals_an_uninterrupted_run(tmp_path, monkeypatch)
     assert same_weights(tmp_path / "part", tmp_path / "whole")
     again = train(c, tmp_path / "part", progress=False, resume=True)  # finished: nothing to do
     assert again == resumed
+
+
+def test_checkpoint_holds_format_1s_keys_and_the_progress(tmp_path):
+    c = cfg("train.steps=4", "train.eval_every=2", "train.early_stopping.patience=5")
+    s = train(c, tmp_path / "r", progress=False)
+    meta, state = checkpoint.load(tmp_path / "r" / "checkpoint.pt")
+    # format 1's keys, in order: checkpoints of earlier versions resume, and they resume these
+    assert list(state) == [
+        "model", "optimizer", "step", "tokens", "seconds", "best", "best_state", "done",
+        "last_loss", "rng",
+    ]  # fmt: skip
+    progress = loop.Progress(**{k: state[k] for k in list(state)[2:-1]})
+    assert (progress.step, progress.tokens, progress.done) == (4, s.train_tokens, True)
+    assert (progress.best["value"], progress.best["step"]) == (s.best_valid_loss, s.best_valid_step)
+    assert progress.best_state.keys() == state["model"].keys()  # patience keeps the best weights
+    assert progress.last_loss == s.final_train_loss and meta["step"] == 4
+    assert list(state["rng"][0]) == ["cpu"]  # one entry per process
 
 
 def test_sigint_saves_and_resume_matches(tmp_path, monkeypatch):

@@ -57,8 +57,8 @@ def harness_step(cfg: configuration.RunConfig) -> tuple[Callable[[], None], int]
     tokens = cfg.train.batch_size * run.spec.max_len
 
     def step() -> None:
-        run.train_step(run.step, stop)
-        run.step += 1
+        run.train_step(run.progress.step, stop)
+        run.progress.step += 1
 
     return step, tokens
 

@@ -127,6 +127,60 @@ def _set_rng_state(state: dict[str, torch.Tensor], device: str) -> None:
         torch.cuda.set_rng_state(state["cuda"], device)
 
 
+@dataclasses.dataclass
+class Progress:
+    """How far a run has come. With the model, optimiser and RNG states, this is what a
+    checkpoint holds: ``checkpoint_state`` writes it and ``restore`` reads it back."""
+
+    step: int = 0
+    tokens: int = 0  # read by training, padding included
+    seconds: float = 0.0  # spent training, over every session of the run
+    # early stopping: the best validation value, its step, evaluations since without a better one
+    best: dict[str, Any] = dataclasses.field(
+        default_factory=lambda: {"value": None, "step": None, "bad": 0}
+    )
+    best_state: dict[str, torch.Tensor] = dataclasses.field(default_factory=dict)  # its weights
+    done: bool = False  # nothing left to train: the steps are done or early stopping stopped
+    last_loss: float | None = None
+
+    def checkpoint_state(
+        self, model: nn.Module, optimizer: torch.optim.Optimizer, rng: list[dict[str, Any]]
+    ) -> dict[str, Any]:
+        """The state ``checkpoint.pt`` holds, keys in the order written since format 1: the
+        model, the optimiser, these fields, and the RNG states of every process (by rank)."""
+        fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        return {
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            **fields,
+            "rng": rng,
+        }
+
+    @classmethod
+    def restore(
+        cls,
+        state: dict[str, Any],
+        model: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        dist: distributed.Dist,
+        device: str,
+        run_dir: Path,
+    ) -> Progress:
+        """Load a ``checkpoint_state`` into the model, the optimiser and this process's RNG;
+        return the progress it records."""
+        try:
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+        except (RuntimeError, ValueError, KeyError) as err:
+            first = str(err).strip().splitlines()[0]
+            raise CheckpointError(
+                f"checkpoint in {run_dir} does not fit this model: {first}"
+            ) from None
+        progress = cls(**{f.name: state[f.name] for f in dataclasses.fields(cls)})
+        _set_rng_state(state["rng"][dist.rank], device)
+        return progress
+
+
 def train(
     cfg: RunConfig,
     run_dir: str | Path,
@@ -178,99 +232,111 @@ def _train(
         dist.close()
 
 
+def _check_against_task(
+    cfg: RunConfig, splits: dict[str, Any], spec: TaskSpec, world_size: int
+) -> None:
+    """The config's errors that only the task (or the number of processes) reveals."""
+    tc = cfg.train
+    if tc.batch_size % (world_size * tc.grad_accum):
+        raise ConfigError(
+            f"train.batch_size={tc.batch_size} must be divisible by processes x grad_accum "
+            f"= {world_size} x {tc.grad_accum}"
+        )
+    if tc.eval_every and "valid" not in splits:
+        raise ConfigError(
+            f"train.eval_every needs a validation split, and task {cfg.task.name!r} has none "
+            "with these parameters (carve one from training with task.valid_fraction=0.1) "
+            "or set train.eval_every=0"
+        )
+    if tc.early_stopping.metric == "bits_per_token" and spec.metric != "bits_per_token":
+        raise ConfigError(
+            f"train.early_stopping.metric=bits_per_token, but task {cfg.task.name!r} is "
+            "scored by accuracy; use loss or accuracy"
+        )
+
+
 class _Run:
-    def __init__(self, cfg, run_dir, dist, device, progress, resume, overwrite) -> None:
+    """One run in this process: built ready to train by ``__init__`` (the config checked against
+    the task, the checkpoint read when resuming, the model and optimiser built or restored and
+    wrapped for the step), trained by ``run``, reported by ``finish``."""
+
+    def __init__(self, cfg, run_dir, dist, device, show_bar, resume, overwrite) -> None:
         self.dist: distributed.Dist = dist
         self.device: str = device
         self.run_dir: Path = run_dir
         self.files = RunDir(run_dir)
-        self.progress = progress
-        tc = cfg.train
+        self.show_bar: bool = show_bar
         self.task, self.splits, self.valid_source = task_data(cfg)
         self.spec: TaskSpec = self.task.spec
-        spec = self.spec
         self.requested = cfg.model_dump(mode="json")  # before matching resizes it
-        self.cfg, self.match = matching.match(cfg, spec)
-        if tc.batch_size % (dist.world_size * tc.grad_accum):
-            raise ConfigError(
-                f"train.batch_size={tc.batch_size} must be divisible by processes x grad_accum "
-                f"= {dist.world_size} x {tc.grad_accum}"
-            )
-        if tc.eval_every and "valid" not in self.splits:
-            raise ConfigError(
-                f"train.eval_every needs a validation split, and task {cfg.task.name!r} has none "
-                "with these parameters (carve one from training with task.valid_fraction=0.1) "
-                "or set train.eval_every=0"
-            )
-        if tc.early_stopping.metric == "bits_per_token" and spec.metric != "bits_per_token":
-            raise ConfigError(
-                f"train.early_stopping.metric=bits_per_token, but task {cfg.task.name!r} is "
-                "scored by accuracy; use loss or accuracy"
-            )
+        self.cfg, self.match = matching.match(cfg, self.spec)
+        _check_against_task(self.cfg, self.splits, self.spec, dist.world_size)
         self.resolved = self.cfg.model_dump(mode="json")
 
-        meta, state = None, None
-        if resume:
-            meta, state = checkpoint.load(self.files.checkpoint_path)
-            differences = config_differences(meta["config"], self.resolved)
-            if differences:
-                raise CheckpointError(
-                    f"checkpoint in {run_dir} belongs to a different config: "
-                    + "; ".join(differences)
-                    + f" (resume with the run's {RunDir.CONFIG}, or start a new run)"
-                )
-            if meta["world_size"] != dist.world_size:
-                raise CheckpointError(
-                    f"checkpoint in {run_dir} was written by {meta['world_size']} process(es); "
-                    f"resume it with the same number (now {dist.world_size})"
-                )
-        elif overwrite and dist.is_main:
+        meta, state = self.read_checkpoint() if resume else (None, None)
+        if not resume and overwrite and dist.is_main:
             self.files.remove_results()
         dist.barrier()
+        self.resumed_from: int | None = meta["step"] if meta else None
 
-        torch.manual_seed(tc.seed)  # the same initial weights in every process
-        self.model: nn.Module = build_model(self.cfg.model, spec).to(device)
-        self.optimizer = build_optimizer(self.model, tc)
-        self.step = 0
-        self.tokens = 0
-        self.seconds = 0.0
-        self.best: dict[str, Any] = {"value": None, "step": None, "bad": 0}
-        self.best_state: dict[str, torch.Tensor] = {}
-        self.done = False
-        self.last_loss: float | None = None
-        if state is not None:
-            try:
-                self.model.load_state_dict(state["model"])
-                self.optimizer.load_state_dict(state["optimizer"])
-            except (RuntimeError, ValueError, KeyError) as err:
-                first = str(err).strip().splitlines()[0]
-                raise CheckpointError(
-                    f"checkpoint in {run_dir} does not fit this model: {first}"
-                ) from None
-            self.step, self.tokens, self.seconds = state["step"], state["tokens"], state["seconds"]
-            self.best, self.best_state, self.done = (
-                state["best"],
-                state["best_state"],
-                state["done"],
+        self.model, self.optimizer, self.progress = self.build(state)
+        self.ddp, self.train_model = self.wrap()
+        L = self.spec.max_len
+        self.flops_per_token = self.model.flops(L) / L if hasattr(self.model, "flops") else None
+        tc = self.cfg.train
+        self.order = BatchOrder(len(self.splits["train"]), tc.batch_size, tc.seed)
+
+    def read_checkpoint(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        """(meta, state) of the run's checkpoint; refused if another config (past
+        ``RESUMABLE_KEYS``) or another number of processes wrote it."""
+        meta, state = checkpoint.load(self.files.checkpoint_path)
+        differences = config_differences(meta["config"], self.resolved)
+        if differences:
+            raise CheckpointError(
+                f"checkpoint in {self.run_dir} belongs to a different config: "
+                + "; ".join(differences)
+                + f" (resume with the run's {RunDir.CONFIG}, or start a new run)"
             )
-            self.last_loss = state["last_loss"]
-            _set_rng_state(state["rng"][dist.rank], device)
-        else:
-            # dropout streams: rank 0 continues like a single process, other ranks differ
-            torch.manual_seed(tc.seed + 104_729 * (dist.rank + 1))
-        self.resumed_from = meta["step"] if meta else None
+        if meta["world_size"] != self.dist.world_size:
+            raise CheckpointError(
+                f"checkpoint in {self.run_dir} was written by {meta['world_size']} process(es); "
+                f"resume it with the same number (now {self.dist.world_size})"
+            )
+        return meta, state
 
+    def build(
+        self, state: dict[str, Any] | None
+    ) -> tuple[nn.Module, torch.optim.Optimizer, Progress]:
+        """The model, the optimiser and the progress: fresh, or restored from ``state``.
+
+        The random draws come in a fixed order so a run is reproducible: the seed, the initial
+        weights, then a fresh run's dropout stream or a resumed run's saved RNG states.
+        """
+        tc = self.cfg.train
+        torch.manual_seed(tc.seed)  # the same initial weights in every process
+        model = build_model(self.cfg.model, self.spec).to(self.device)
+        optimizer = build_optimizer(model, tc)
+        if state is not None:
+            restored = Progress.restore(
+                state, model, optimizer, self.dist, self.device, self.run_dir
+            )
+            return model, optimizer, restored
+        # dropout streams: rank 0 continues like a single process, other ranks differ
+        torch.manual_seed(tc.seed + 104_729 * (self.dist.rank + 1))
+        return model, optimizer, Progress()
+
+    def wrap(self) -> tuple[nn.parallel.DistributedDataParallel | None, nn.Module]:
+        """(DDP or None, the module the step runs): the model, in DistributedDataParallel under
+        torchrun, compiled when ``train.compile`` asks."""
+        tc = self.cfg.train
         train_model: nn.Module = self.model
-        self.ddp: nn.parallel.DistributedDataParallel | None = None
-        if dist.active:
-            ids = [device_index(device)] if device.startswith("cuda") else None
-            self.ddp = train_model = nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
+        ddp = None
+        if self.dist.active:
+            ids = [device_index(self.device)] if self.device.startswith("cuda") else None
+            ddp = train_model = nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
         if tc.compile:
             train_model = torch.compile(train_model, backend=tc.compile_backend)
-        self.train_model = train_model
-        L = spec.max_len
-        self.flops_per_token = self.model.flops(L) / L if hasattr(self.model, "flops") else None
-        self.order = BatchOrder(len(self.splits["train"]), tc.batch_size, tc.seed)
+        return ddp, train_model
 
     # -- files (rank 0 only) ----------------------------------------------------------------
 
@@ -279,22 +345,11 @@ class _Run:
         if not self.dist.is_main:
             self.dist.barrier()
             return
-        state = {
-            "model": self.model.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "step": self.step,
-            "tokens": self.tokens,
-            "seconds": self.seconds,
-            "best": self.best,
-            "best_state": self.best_state,
-            "done": self.done,
-            "last_loss": self.last_loss,
-            "rng": rng,
-        }
+        state = self.progress.checkpoint_state(self.model, self.optimizer, rng)
         meta = {
-            "step": self.step,
+            "step": self.progress.step,
             "steps": self.cfg.train.steps,
-            "done": self.done,
+            "done": self.progress.done,
             "world_size": self.dist.world_size,
             "config": self.resolved,
             "time": time.time(),
@@ -341,7 +396,7 @@ class _Run:
         if tc.grad_clip is not None:
             grad_norm = float(torch.nn.utils.clip_grad_norm_(self.model.parameters(), tc.grad_clip))
         self.optimizer.step()
-        self.tokens += int(tokens)
+        self.progress.tokens += int(tokens)
         record = {"loss": loss_sum / max(scored, 1.0), "lr": tc.lr * factor, "tokens": tokens}
         if grad_norm is not None:
             record["grad_norm"] = grad_norm
@@ -359,25 +414,26 @@ class _Run:
             dist=self.dist,
             precision=tc.precision,
         )
-        self.log.write({"step": self.step, **{f"valid_{k}": v for k, v in metrics.items()}})
+        progress = self.progress
+        self.log.write({"step": progress.step, **{f"valid_{k}": v for k, v in metrics.items()}})
         es = tc.early_stopping
-        value, best = metrics[es.metric], self.best["value"]
+        value, best = metrics[es.metric], progress.best["value"]
         maximise = es.metric == "accuracy"
         improved = best is None or (
             value > best + es.min_delta if maximise else value < best - es.min_delta
         )
         if improved:
-            self.best = {"value": value, "step": self.step, "bad": 0}
+            progress.best = {"value": value, "step": progress.step, "bad": 0}
             if es.patience:
-                self.best_state = {
+                progress.best_state = {
                     k: v.detach().clone() for k, v in self.model.state_dict().items()
                 }
         else:
-            self.best["bad"] += 1
-        return bool(es.patience) and self.best["bad"] >= es.patience
+            progress.best["bad"] += 1
+        return bool(es.patience) and progress.best["bad"] >= es.patience
 
     def run(self) -> Summary:
-        tc, dist, files = self.cfg.train, self.dist, self.files
+        tc, dist, files, progress = self.cfg.train, self.dist, self.files, self.progress
         if dist.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             files.write_config(self.resolved)
@@ -394,57 +450,57 @@ class _Run:
         log_every = tc.log_every or max(1, tc.steps // 200)
         bar = tqdm(
             total=tc.steps,
-            initial=self.step,
+            initial=progress.step,
             desc=f"{self.cfg.model.mixer} on {self.cfg.task.name}",
-            disable=not (self.progress and dist.is_main),
+            disable=not (self.show_bar and dist.is_main),
         )
         try:
             with _StopOnSignal() as stop:
                 session_start, mark, mark_tokens = time.perf_counter(), time.perf_counter(), 0
-                seconds_before = self.seconds
-                while not self.done and self.step < tc.steps:
-                    record, stopping = self.train_step(self.step, stop)
-                    self.step += 1
-                    self.last_loss = record["loss"]
-                    self.seconds = seconds_before + time.perf_counter() - session_start
+                seconds_before = progress.seconds
+                while not progress.done and progress.step < tc.steps:
+                    record, stopping = self.train_step(progress.step, stop)
+                    progress.step += 1
+                    progress.last_loss = record["loss"]
+                    progress.seconds = seconds_before + time.perf_counter() - session_start
                     mark_tokens += record.pop("tokens")
                     bar.update(1)
-                    if self.step % log_every == 0 or self.step == tc.steps:
+                    if progress.step % log_every == 0 or progress.step == tc.steps:
                         now = time.perf_counter()
                         record["tokens_per_s"] = mark_tokens / max(now - mark, 1e-9)
                         mark, mark_tokens = now, 0
-                        self.log.write({"step": self.step, **record})
+                        self.log.write({"step": progress.step, **record})
                         bar.set_postfix(
                             loss=f"{record['loss']:.3f}", tok_s=f"{record['tokens_per_s']:.0f}"
                         )
                     if not math.isfinite(record["loss"]):
                         raise DivergedError(
-                            f"training loss is {record['loss']} at step {self.step}; "
+                            f"training loss is {record['loss']} at step {progress.step}; "
                             "lower train.lr or set train.grad_clip"
                         )
-                    if tc.eval_every and self.step % tc.eval_every == 0:
-                        self.done = self.validate()
+                    if tc.eval_every and progress.step % tc.eval_every == 0:
+                        progress.done = self.validate()
                     if stopping:
                         self.save_checkpoint()
                         raise TrainingInterrupted(
-                            f"stopped by {stop.requested or 'a signal'} at step {self.step}; "
+                            f"stopped by {stop.requested or 'a signal'} at step {progress.step}; "
                             "checkpoint saved: resume with "
                             f"globalconv train --resume {self.run_dir}"
                         )
-                    every = tc.checkpoint_every
-                    if every and self.step % every == 0 and self.step < tc.steps and not self.done:
+                    due = tc.checkpoint_every and progress.step % tc.checkpoint_every == 0
+                    if due and progress.step < tc.steps and not progress.done:
                         self.save_checkpoint()
         finally:
             bar.close()
-        stopped_early = self.done and self.step < tc.steps
-        self.done = True
+        stopped_early = progress.done and progress.step < tc.steps
+        progress.done = True
         self.save_checkpoint()
         return self.finish(stopped_early)
 
     def finish(self, stopped_early: bool) -> Summary:
-        tc, spec = self.cfg.train, self.spec
-        if self.best_state:  # early stopping: report the weights of the best validation score
-            self.model.load_state_dict(self.best_state)
+        tc, spec, progress = self.cfg.train, self.spec, self.progress
+        if progress.best_state:  # early stopping: report the weights of the best validation score
+            self.model.load_state_dict(progress.best_state)
         results = {
             name: evaluate(
                 self.model,
@@ -472,23 +528,23 @@ class _Run:
             d_model=self.cfg.model.d_model,
             n_layers=self.cfg.model.n_layers,
             steps=tc.steps,
-            steps_done=self.step,
+            steps_done=progress.step,
             stopped_early=stopped_early,
-            best_valid_step=self.best["step"],
-            **{f"best_valid_{tc.early_stopping.metric}": self.best["value"]},
-            weights_from_step=self.best["step"] if self.best_state else self.step,
+            best_valid_step=progress.best["step"],
+            **{f"best_valid_{tc.early_stopping.metric}": progress.best["value"]},
+            weights_from_step=progress.best["step"] if progress.best_state else progress.step,
             seed=tc.seed,
             batch_size=tc.batch_size,
             precision=tc.precision,
             device=self.device,
             world_size=self.dist.world_size,
-            train_seconds=self.seconds,
-            train_tokens=self.tokens,  # the budget in tokens seen (padding included)
-            train_tokens_per_s=self.tokens / max(self.seconds, 1e-9),
+            train_seconds=progress.seconds,
+            train_tokens=progress.tokens,  # the budget in tokens seen (padding included)
+            train_tokens_per_s=progress.tokens / max(progress.seconds, 1e-9),
             splits={name: len(split) for name, split in self.splits.items()},
             valid_source=self.valid_source,
             baseline=dataclasses.asdict(self.task.baseline(self.splits)),
-            final_train_loss=self.last_loss,
+            final_train_loss=progress.last_loss,
             param_groups=describe_groups(self.optimizer),
             match=self.match,
             resumed_from_step=self.resumed_from,
