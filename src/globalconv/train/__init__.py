@@ -1,5 +1,5 @@
-"""Training: the loop, the run directory and its summary, optimiser hints and schedules,
-checkpoints, matching, logging, sweeps."""
+"""Training: the loop, scoring and evaluation, the run directory and its summary, optimiser
+hints and schedules, checkpoints, matching, logging, sweeps."""
 
 from globalconv.core.errors import DivergedError
 from globalconv.train.checkpoint import CheckpointError

@@ -1,14 +1,20 @@
 """The training loop: config -> task -> model -> optimiser -> run directory.
 
-The run directory and its files are ``train.rundir``'s (``RunDir``); the summary written last,
-which marks a finished run, is a ``train.summary.Summary``.
+Top to bottom: ``train`` (the run directory's state, its lock, the processes); ``Progress``, how
+far a run has come (with the model, optimiser and RNG states, what a checkpoint holds); ``_Run``,
+built by checking the config against the task, reading the checkpoint when resuming, building or
+restoring the model and optimiser and wrapping them for the step, then the step, validation with
+early stopping, the loop and the summary; last, the small helpers only the loop uses. What a
+batch scores and evaluation are ``train.scoring``'s, the task's splits and batch order
+``train.data``'s, the run directory's files ``train.rundir``'s (``RunDir``); the summary written
+last, which marks a finished run, is a ``train.summary.Summary``.
 
 Reproducibility: the batch drawn at step s is a function of (seed, s) alone, and checkpoints
 hold the model, optimiser, RNG and early-stopping state, so a run resumed from any checkpoint
 ends with the same numbers as an uninterrupted one (same machine and thread count).
 
-One file (past 400 lines) because the run's state (``_Run``) and the pieces it alone drives
-(batch order, signals, RNG states, the step, early stopping) read top to bottom as one procedure.
+One file (past 400 lines, about 570) because ``_Run``'s state and the procedure that drives it
+(build, step, validate, checkpoint, finish) read top to bottom as one.
 """
 
 from __future__ import annotations
@@ -56,129 +62,6 @@ RESUMABLE_KEYS = {
 
 class TrainingInterrupted(KeyboardInterrupt):
     """Raised after SIGINT/SIGTERM once the checkpoint is saved; the CLI exits with 130."""
-
-
-class _StopOnSignal:
-    """SIGINT/SIGTERM ask the loop to save and stop at the next step; a second SIGINT aborts."""
-
-    def __init__(self) -> None:
-        self.requested: str | None = None
-        self._previous: dict[int, Any] = {}
-
-    def __enter__(self) -> _StopOnSignal:
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                self._previous[sig] = signal.signal(sig, self._handle)
-        return self
-
-    def _handle(self, signum: int, frame: Any) -> None:
-        if self.requested and signum == signal.SIGINT:
-            raise KeyboardInterrupt
-        self.requested = signal.Signals(signum).name
-
-    def __exit__(self, *exc: Any) -> None:
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
-
-
-@contextmanager
-def _threads(n: int | None):
-    before = torch.get_num_threads()
-    if n is not None:
-        torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
-def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    flat = {}
-    for key, value in data.items():
-        if isinstance(value, dict) and value and key not in ("params", "mixer_options"):
-            flat.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
-
-
-def config_differences(
-    saved: dict[str, Any], current: dict[str, Any], where: str = "in the checkpoint"
-) -> list[str]:
-    """Keys (dotted) whose values differ and that matter for the computation."""
-    a, b = _flatten(saved), _flatten(current)
-    return [
-        f"{key}={a.get(key)!r} {where}, {b.get(key)!r} now"
-        for key in sorted(set(a) | set(b))
-        if key not in RESUMABLE_KEYS and a.get(key) != b.get(key)
-    ]
-
-
-def _rng_state(device: str) -> dict[str, torch.Tensor]:
-    state = {"cpu": torch.get_rng_state()}
-    if device.startswith("cuda"):
-        state["cuda"] = torch.cuda.get_rng_state(device)
-    return state
-
-
-def _set_rng_state(state: dict[str, torch.Tensor], device: str) -> None:
-    torch.set_rng_state(state["cpu"])
-    if "cuda" in state and device.startswith("cuda"):
-        torch.cuda.set_rng_state(state["cuda"], device)
-
-
-@dataclasses.dataclass
-class Progress:
-    """How far a run has come. With the model, optimiser and RNG states, this is what a
-    checkpoint holds: ``checkpoint_state`` writes it and ``restore`` reads it back."""
-
-    step: int = 0
-    tokens: int = 0  # read by training, padding included
-    seconds: float = 0.0  # spent training, over every session of the run
-    # early stopping: the best validation value, its step, evaluations since without a better one
-    best: dict[str, Any] = dataclasses.field(
-        default_factory=lambda: {"value": None, "step": None, "bad": 0}
-    )
-    best_state: dict[str, torch.Tensor] = dataclasses.field(default_factory=dict)  # its weights
-    done: bool = False  # nothing left to train: the steps are done or early stopping stopped
-    last_loss: float | None = None
-
-    def checkpoint_state(
-        self, model: nn.Module, optimizer: torch.optim.Optimizer, rng: list[dict[str, Any]]
-    ) -> dict[str, Any]:
-        """The state ``checkpoint.pt`` holds, keys in the order written since format 1: the
-        model, the optimiser, these fields, and the RNG states of every process (by rank)."""
-        fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
-        return {
-            "model": model.state_dict(),
-            "optimizer": optimizer.state_dict(),
-            **fields,
-            "rng": rng,
-        }
-
-    @classmethod
-    def restore(
-        cls,
-        state: dict[str, Any],
-        model: nn.Module,
-        optimizer: torch.optim.Optimizer,
-        dist: distributed.Dist,
-        device: str,
-        run_dir: Path,
-    ) -> Progress:
-        """Load a ``checkpoint_state`` into the model, the optimiser and this process's RNG;
-        return the progress it records."""
-        try:
-            model.load_state_dict(state["model"])
-            optimizer.load_state_dict(state["optimizer"])
-        except (RuntimeError, ValueError, KeyError) as err:
-            first = str(err).strip().splitlines()[0]
-            raise CheckpointError(
-                f"checkpoint in {run_dir} does not fit this model: {first}"
-            ) from None
-        progress = cls(**{f.name: state[f.name] for f in dataclasses.fields(cls)})
-        _set_rng_state(state["rng"][dist.rank], device)
-        return progress
 
 
 def train(
@@ -230,6 +113,61 @@ def _train(
             return _Run(cfg, run_dir, dist, device, progress, resume, overwrite).run()
     finally:
         dist.close()
+
+
+@dataclasses.dataclass
+class Progress:
+    """How far a run has come. With the model, optimiser and RNG states, this is what a
+    checkpoint holds: ``checkpoint_state`` writes it and ``restore`` reads it back."""
+
+    step: int = 0
+    tokens: int = 0  # seen in training, padding included
+    seconds: float = 0.0  # spent training, over every session of the run
+    # early stopping: the best validation value, its step, evaluations since without a better one
+    best: dict[str, Any] = dataclasses.field(
+        default_factory=lambda: {"value": None, "step": None, "bad": 0}
+    )
+    # the weights of the best step, kept when early stopping has patience
+    best_state: dict[str, torch.Tensor] = dataclasses.field(default_factory=dict)
+    done: bool = False  # nothing left to train: the steps are done or early stopping stopped
+    last_loss: float | None = None
+
+    def checkpoint_state(
+        self, model: nn.Module, optimizer: torch.optim.Optimizer, rng: list[dict[str, Any]]
+    ) -> dict[str, Any]:
+        """The state ``checkpoint.pt`` holds, keys in the order written since format 1: the
+        model, the optimiser, these fields, and the RNG states of every process (by rank)."""
+        fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        return {
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            **fields,
+            "rng": rng,
+        }
+
+    @classmethod
+    def restore(
+        cls,
+        state: dict[str, Any],
+        model: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        dist: distributed.Dist,
+        device: str,
+        run_dir: Path,
+    ) -> Progress:
+        """Load a ``checkpoint_state`` into the model, the optimiser and this process's RNG;
+        return the progress it records."""
+        try:
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+        except (RuntimeError, ValueError, KeyError) as err:
+            first = str(err).strip().splitlines()[0]
+            raise CheckpointError(
+                f"checkpoint in {run_dir} does not fit this model: {first}"
+            ) from None
+        progress = cls(**{f.name: state[f.name] for f in dataclasses.fields(cls)})
+        _set_rng_state(state["rng"][dist.rank], device)
+        return progress
 
 
 def _check_against_task(
@@ -555,6 +493,78 @@ class _Run:
             self.files.write_summary(summary)
         self.log.close()
         return summary
+
+
+# -- helpers: config differences, signals, threads, RNG states, devices ------------------------
+
+
+def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat = {}
+    for key, value in data.items():
+        if isinstance(value, dict) and value and key not in ("params", "mixer_options"):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def config_differences(
+    saved: dict[str, Any], current: dict[str, Any], where: str = "in the checkpoint"
+) -> list[str]:
+    """Keys (dotted) whose values differ and that matter for the computation."""
+    a, b = _flatten(saved), _flatten(current)
+    return [
+        f"{key}={a.get(key)!r} {where}, {b.get(key)!r} now"
+        for key in sorted(set(a) | set(b))
+        if key not in RESUMABLE_KEYS and a.get(key) != b.get(key)
+    ]
+
+
+class _StopOnSignal:
+    """SIGINT/SIGTERM ask the loop to save and stop at the next step; a second SIGINT aborts."""
+
+    def __init__(self) -> None:
+        self.requested: str | None = None
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> _StopOnSignal:
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.requested and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.requested = signal.Signals(signum).name
+
+    def __exit__(self, *exc: Any) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+@contextmanager
+def _threads(n: int | None):
+    before = torch.get_num_threads()
+    if n is not None:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _rng_state(device: str) -> dict[str, torch.Tensor]:
+    state = {"cpu": torch.get_rng_state()}
+    if device.startswith("cuda"):
+        state["cuda"] = torch.cuda.get_rng_state(device)
+    return state
+
+
+def _set_rng_state(state: dict[str, torch.Tensor], device: str) -> None:
+    torch.set_rng_state(state["cpu"])
+    if "cuda" in state and device.startswith("cuda"):
+        torch.cuda.set_rng_state(state["cuda"], device)
 
 
 def device_index(device: str) -> int:
