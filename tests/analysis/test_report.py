@@ -291,3 +291,13 @@ def test_gating_that_widens_the_gap_is_said_so():
     points = report.answer(runs, width=16)
     assert any("gating (data-dependence) widens attention's significant lead over the plain "
                "global convolution by 50%" in p for p in points)  # fmt: skip
+
+
+def test_no_gating_share_where_attention_and_the_convolution_both_sit_at_the_floor():
+    f = {"floor": 0.25}
+    runs = cell("attention", 1, [0.27, 0.275, 0.272], **f)
+    runs += cell("global_conv", 1, [0.254, 0.25, 0.252], **f)  # significantly lower, yet at floor
+    runs += cell("gated_global_conv", 1, [0.25, 0.248, 0.249], **f)
+    points = report.answer(runs, width=16)
+    assert any("neither it nor attention learned" in p for p in points)
+    assert not any("gating" in p for p in points)

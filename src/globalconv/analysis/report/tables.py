@@ -61,7 +61,10 @@ def answer_and_summary(runs: list[Run], width: int) -> tuple[list[str], str]:
                 operator[verdict.word or "no verdict"].append(shown)
         plain = cells.get((label, layers, size, "global_conv"))
         gated = cells.get((label, layers, size, "gated_global_conv"))
-        if plain and gated:
+        # only a lead the verdict itself states (not one between two models at the floor)
+        short = plain and verdicts.compare(ref_scores, [r.score for r in plain], metric=metric,
+                                           floor=floor).word == "falls short of"  # fmt: skip
+        if short and gated:
             share = verdicts.gap_recovered(ref_scores, [r.score for r in plain],
                                            [r.score for r in gated], metric=metric)  # fmt: skip
             if share is not None:
