@@ -97,15 +97,11 @@ def build_report(root: Path, out: Path, *, width: int = 256, reference: Path | N
             "each seed a dot; the dashed line is the task's trivial floor.",
         )
     )
+    against = "mean over seeds, ±1 std where n ≥ 2; the dashed line is the trivial floor."
     by_width = plot_by_width(runs, out / "by_width.png")
     if by_width is not None:
-        doc.add(
-            Image(
-                by_width,
-                "Test metric against model width, one panel per task (as Zoology plots MQAR): "
-                "mean over seeds, ±1 std where n ≥ 2; the dashed line is the trivial floor.",
-            )
-        )
+        caption = "Test metric against model width, one panel per task (as Zoology plots MQAR): "
+        doc.add(Image(by_width, caption + against))
     selections = selection_records(root)
     if selections:
         doc.add(
@@ -122,13 +118,8 @@ def build_report(root: Path, out: Path, *, width: int = 256, reference: Path | N
         doc.add(Heading("Depth: does stacking more global convolutions close the gap?"), depth)
         by_depth = plot_by_depth(runs, out / "by_depth.png")
         if by_depth is not None:
-            doc.add(
-                Image(
-                    by_depth,
-                    "Test metric against the number of layers, one panel per task: mean over "
-                    "seeds, ±1 std where n ≥ 2; the dashed line is the trivial floor.",
-                )
-            )
+            caption = "Test metric against the number of layers, one panel per task: "
+            doc.add(Image(by_depth, caption + against))
     curves = plot_curves(runs, out)
     if curves:
         doc.add(Heading("Learning curves"))
