@@ -417,3 +417,12 @@ def test_generation_benchmark_measures_every_model():
         prompts=[4, 8], new_tokens=2, d_model=16, layers=1, mixer="global_conv", repeats=1
     )
     assert [r[0] for r in rows] == [4, 8] and all(float(r[-1]) > 0 for r in rows)
+
+
+def test_an_implicit_kernel_builds_after_transformers_loaded_a_model(tmp_path):
+    """transformers' loading patches torch factories while torch first caches the ones a
+    torch.device context redirects; the meta-device size check must still build every kernel."""
+    tiny("llama").save_pretrained(tmp_path / "plain")
+    hf.load_model(tmp_path / "plain")
+    args = ["train", "-q", "--out", str(tmp_path / "run"), "train.steps=1", "model.d_model=8"]
+    assert main([*args, "model.n_layers=1", "model.mixer_options.kernel=implicit"]) == 0

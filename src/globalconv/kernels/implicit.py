@@ -72,7 +72,10 @@ class ImplicitKernel(Kernel):
             layers += [nn.Linear(width, width), Sine(width, omega)]
         layers.append(nn.Linear(width, self.d_model))
         self.mlp = nn.Sequential(*layers)
-        fraction = torch.linspace(0.3, 1.5, self.d_model)  # where each channel reaches 1e-2
+        # the device explicitly: a torch.device context can miss linspace once another library
+        # (transformers' loading) has patched it while torch cached its list of factories
+        here = torch.empty(0).device
+        fraction = torch.linspace(0.3, 1.5, self.d_model, device=here)  # where each reaches 1e-2
         rates = math.log(1e2) / fraction if decay else torch.zeros(self.d_model)
         self.register_buffer("rates", rates, persistent=False)  # (D,)
         self.register_buffer("norm", torch.ones(self.d_model))  # (D,), fixed at initialisation
