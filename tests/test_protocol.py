@@ -89,6 +89,55 @@ def test_edges_of_the_grid():
     assert protocol.at_edge(grid, {"train.lr": 1e-2, "model.norm": "pre"}) == ["train.lr"]
 
 
+def test_a_choice_at_the_edge_widens_the_grid_until_it_lies_inside(tmp_path, monkeypatch):
+    from globalconv.train import loop
+
+    # validation keeps improving up to 3e-2, then falls: the grid grows by 3e-2 and 1e-1
+    valid = {1e-3: 0.3, 3e-3: 0.5, 1e-2: 0.7, 3e-2: 0.8, 1e-1: 0.6}
+    test = {lr: v - 0.05 for lr, v in valid.items()}
+    calls = []
+    monkeypatch.setattr(loop, "train", planted_train(valid, test, calls))
+    widen = {"train.lr": [1e-4, 3e-4, 3e-2, 1e-1, 3e-1]}
+    cell = protocol.Cell("mqar/attention-l1", BASE, {"train.lr": [1e-3, 3e-3, 1e-2]}, (0, 1),
+                         widen=widen)  # fmt: skip
+    summary = protocol.run([cell], tmp_path, progress=False, echo=lambda *_: None)
+    record = json.loads((tmp_path / "mqar/attention-l1" / protocol.SELECTION).read_text())
+    assert record["chosen"] == {"train.lr": 3e-2}
+    assert record["grid"] == {"train.lr": [1e-3, 3e-3, 1e-2, 3e-2, 1e-1]}
+    assert record["widened"] == {"train.lr": [3e-2, 1e-1]}
+    assert record["at_edge"] == []
+    # tuning at seed 0 (3e-1 never needed), then the chosen point's second seed
+    assert calls == [(1e-3, 0), (3e-3, 0), (1e-2, 0), (3e-2, 0), (1e-1, 0), (3e-2, 1)]
+    assert [r["summary"].test_accuracy for r in summary["runs"]] == pytest.approx([0.75, 0.751])
+    assert "lr=0.03, lr=0.1" in report.tuning_table([record]).rows[0][-1]
+    # the widened tree reads back whole: nothing trains again
+    calls.clear()
+    protocol.run([cell], tmp_path, progress=False, echo=lambda *_: None)
+    assert calls == []
+
+
+def test_widening_stops_where_its_values_run_out_and_goes_down_too():
+    cell = protocol.Cell("c", BASE, {"train.lr": [1e-3, 3e-3]}, widen={"train.lr": [1e-4, 3e-4]})
+    lower = cell.widened({"train.lr": 1e-3})
+    assert lower.grid == {"train.lr": [3e-4, 1e-3, 3e-3]}  # the nearest value below, only
+    assert cell.widened({"train.lr": 3e-3}) is None  # nothing above 3e-3 to try
+    assert (
+        protocol.Cell("c", BASE, {"train.lr": [1e-3, 3e-3, 1e-2]}).widened({"train.lr": 3e-3})
+        is None
+    )  # inside the grid
+    with pytest.raises(protocol.ConfigError, match="not a grid axis"):
+        protocol.Cell("c", BASE, {"train.lr": [1e-3]}, widen={"train.wd": [0.1]}).validate()
+
+
+def test_the_studies_widen_their_learning_rate_grid_but_an_explicit_grid_is_exact():
+    (cell,) = suite.plan("lm", mixer_names=["attention"])
+    assert cell.widen == suite.WIDEN_LR
+    (exact,) = suite.plan("lm", mixer_names=["attention"], grid={"train.lr": [1e-3, 3e-3]})
+    assert exact.widen == {}
+    (off,) = suite.plan("lm", mixer_names=["attention"], widen=False)
+    assert off.widen == {}
+
+
 def test_a_real_tiny_comparison_end_to_end(tmp_path, capsys):
     """compare with a two-point grid and two seeds: tuning, selection, seeds, report."""
     out = tmp_path / "cmp"

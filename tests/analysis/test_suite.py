@@ -104,3 +104,11 @@ def test_cli_list_and_dry_run(capsys, tmp_path):
     # the 6 cells the studies chose for: their one run + the seeds line
     assert len(capsys.readouterr().out.splitlines()) == 6 * 2
     assert cli.main(["compare", "--suite", "nope"]) == 2
+    # a study's cell: its three rates, the rates widening may add, the seeds line
+    argv = ["compare", "--suite", "lm", "--mixers", "attention", "--dry-run", "--out"]
+    argv.append(str(tmp_path))
+    assert cli.main(argv) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 5 and "train.lr in [0.0001, 0.0003, 0.03, 0.1]" in lines[3]
+    assert cli.main([*argv, "--no-widen"]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 4

@@ -33,6 +33,9 @@ from globalconv.train import protocol
 TRIO = ["attention", "global_conv", "gated_global_conv"]
 # Tuned per cell on validation; Zoology takes the best of four log-spaced rates in 1e-4..1e-2.
 LR_GRID = {"train.lr": [3e-4, 1e-3, 3e-3]}
+STUDY_GRID = {"train.lr": [1e-3, 3e-3, 1e-2]}
+# Tried, nearest first, when a study's best learning rate is the largest or smallest in its grid.
+WIDEN_LR = {"train.lr": [1e-4, 3e-4, 3e-2, 1e-1]}
 EVALS_PER_RUN = 20  # validation passes per run when a suite sets no train.eval_every
 PROTOCOL = ["task.valid_fraction=0.1"]  # tasks without a validation split of their own get one
 
@@ -55,6 +58,8 @@ class Suite:
     # task label -> mixer -> {key: value}; ``fixed_from``: task label -> that study, for the records
     fixed: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
     fixed_from: dict[str, str] = field(default_factory=dict)
+    # values to try beyond a grid axis when a cell's choice lies at its edge (``protocol``)
+    widen: dict[str, list[Any]] = field(default_factory=dict)
 
 
 SMALL_TRAIN = ["train.warmup_steps=100", "train.threads=1"]
@@ -125,7 +130,8 @@ SUITES: dict[str, Suite] = {
         mixers=MNIST1D_MIXERS,
         seeds=[0, 1, 2],
         common=[*SMALL_TRAIN, "match.by=flops"],
-        grid={"train.lr": [1e-3, 3e-3, 1e-2]},
+        grid=STUDY_GRID,
+        widen=WIDEN_LR,
         mixer_grid=POSITIONS,
     ),
     "recall": Suite(
@@ -136,7 +142,8 @@ SUITES: dict[str, Suite] = {
         seeds=[0, 1, 2],
         widths=[32, 64],
         common=[*SMALL_TRAIN, "match.by=params"],
-        grid={"train.lr": [1e-3, 3e-3, 1e-2]},
+        grid=STUDY_GRID,
+        widen=WIDEN_LR,
     ),
     "depth": Suite(
         "the seed's claim: does stacking global convolutions close the gap on recall? MQAR "
@@ -147,7 +154,8 @@ SUITES: dict[str, Suite] = {
         depths=[1, 2, 4, 8],
         seeds=[0, 1, 2],
         common=[*SMALL_TRAIN, "match.by=flops"],
-        grid={"train.lr": [1e-3, 3e-3, 1e-2]},
+        grid=STUDY_GRID,
+        widen=WIDEN_LR,
     ),
     "lm": Suite(
         "byte-level language modelling (bits per byte) at equal FLOPs: 128-byte windows of the "
@@ -164,7 +172,8 @@ SUITES: dict[str, Suite] = {
         mixers=RECALL_MIXERS,
         seeds=[0, 1, 2],
         common=[*SMALL_TRAIN, "match.by=flops"],
-        grid={"train.lr": [1e-3, 3e-3, 1e-2]},
+        grid=STUDY_GRID,
+        widen=WIDEN_LR,
     ),
     "longrange": Suite(
         "long-range classification beside LRA's Transformer: small ListOps (32-128 tokens, "
@@ -176,7 +185,8 @@ SUITES: dict[str, Suite] = {
         mixers=RECALL_MIXERS,
         seeds=[0, 1, 2],
         common=[*SMALL_TRAIN, "match.by=flops"],
-        grid={"train.lr": [1e-3, 3e-3, 1e-2]},
+        grid=STUDY_GRID,
+        widen=WIDEN_LR,
     ),
     "full": Suite(
         "every mixer x every task family x 3 seeds (a 2-core CPU for days)",
@@ -213,11 +223,14 @@ def plan(
     grid: dict[str, list[Any]] | None = None,
     overrides: list[str] | None = None,
     base: dict | None = None,
+    widen: bool = True,
 ) -> list[protocol.Cell]:
     """The suite's cells (task x mixer x depth), every run of each validated up front.
 
     grid: axes replacing the suite's own (an empty dict tunes nothing). An override of a key the
     grid tunes (``train.lr=3e-3``) fixes that key: the axis is dropped, the value used.
+    widen: whether a cell whose choice lies at the edge of one of the suite's grid axes tries
+    the suite's ``widen`` values beyond it (never for a ``grid`` given here: that one is exact).
     """
     if suite_name not in SUITES:
         raise ConfigError(f"unknown suite {suite_name!r}; available: {', '.join(SUITES)}")
@@ -248,6 +261,8 @@ def plan(
             chosen = {k: v for k, v in suite.fixed.get(label, {}).get(mixer, {}).items()
                       if k not in fixed and (grid is None or k not in grid)}  # fmt: skip
             cell_grid = {k: v for k, v in cell_grid.items() if k not in chosen}
+            widening = suite.widen if widen and grid is None else {}
+            cell_widen = {k: list(v) for k, v in widening.items() if k in cell_grid}
             for depth in depths or suite.depths or [None]:
                 for width in widths or suite.widths or [None]:
                     extra = [f"model.mixer={mixer}"]
@@ -285,6 +300,7 @@ def plan(
                             labels=labels_,
                             fixed=chosen,
                             fixed_from=suite.fixed_from.get(label, "") if chosen else "",
+                            widen=cell_widen,
                         )
                     )
     if not cells:
@@ -337,4 +353,7 @@ def describe() -> str:
                                   for k, v in g.items()}}  # fmt: skip
         grid = "; ".join(f"{k} in {v}" for k, v in tuned.items()) or "nothing"
         lines.append(f"  tuned on validation: {grid}")
+        if suite.widen:
+            beyond = "; ".join(f"{k} to {v}" for k, v in suite.widen.items())
+            lines.append(f"  widened at an edge (nearest first): {beyond}")
     return "\n".join(lines)

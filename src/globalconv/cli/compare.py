@@ -68,6 +68,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--no-tune", action="store_true", help="tune nothing: train the configured values only"
     )
     p.add_argument(
+        "--no-widen",
+        action="store_true",
+        help="keep the suite's grid as it is, even where the best value lies at its edge "
+        "(by default the suite's widening values beyond that edge are tuned too)",
+    )
+    p.add_argument(
         "--jobs",
         type=positive_int,
         help="runs trained in parallel by the local executor, each on cores/jobs threads "
@@ -135,12 +141,16 @@ def run(args: argparse.Namespace) -> int:
         grid=grid,
         overrides=overrides,
         base=configuration.load_file(args.config) if args.config else None,
+        widen=not args.no_widen,
     )
     out = Path(args.out)
     if args.dry_run:
         for cell in cells:
             for point in cell.points():
                 print(out / cell.run_name(point, cell.tune_seed))
+            for key, values in cell.widen.items():
+                print(f"{out / cell.name}/<at the edge: {key} in {values}, nearest first>"
+                      f"-s{cell.tune_seed}")  # fmt: skip
             print(f"{out / cell.name}/<chosen>-s{{{','.join(map(str, cell.seeds))}}}")
         return 0
     summary = suite.run(cells, out, progress=not args.quiet, rerun=args.rerun, **running)
@@ -167,6 +177,7 @@ def run(args: argparse.Namespace) -> int:
 
 def selection_table(cells: list[dict[str, Any]]) -> str:
     """Per cell: each grid point's validation score, the choice, and a warning at the edge."""
+    from globalconv.analysis.report.tables import widened_note
     from globalconv.train import sweep
 
     rows = []
@@ -182,6 +193,7 @@ def selection_table(cells: list[dict[str, Any]]) -> str:
         chosen += f" (at the grid's edge in {', '.join(cell['at_edge'])}: widen it)" * bool(
             cell["at_edge"]
         )
+        chosen += widened_note(cell.get("widened"))
         if cell.get("fixed"):  # chosen elsewhere, not tuned here
             fixed = f"{sweep.run_name(cell['fixed'])}, {cell.get('fixed_from') or 'fixed'}"
             chosen = fixed if chosen == "-" else f"{chosen}; {fixed}"

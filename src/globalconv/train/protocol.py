@@ -10,9 +10,15 @@ For each cell of a comparison (a task, a mixer and a depth):
    chosen point is the tuning run itself (same config and seed: the same numbers), so it is
    not trained twice.
 
+Where the choice lies at the edge of a numeric axis (the largest or smallest value tried) and
+the cell has ``widen`` values beyond that edge, the nearest one is added to the grid and tuned
+before selecting again, until the choice is inside the grid or the values run out: a best
+learning rate at the largest one tried says only that the grid stopped too early.
+
 Only the seed runs of the chosen point produce the test numbers a report shows. Each cell
-writes ``OUT/<cell>/selection.json``: the grid, every point's validation score, the choice,
-and the axes where the choice lies at the grid's edge (a sign the grid should be widened).
+writes ``OUT/<cell>/selection.json``: the grid (widened), every point's validation score, the
+choice, the values widening added, and the axes where the choice still lies at the grid's edge
+(a sign the grid should be widened further).
 
 Runs go to ``OUT/<task>/<mixer>-l<layers>/<point>-s<seed>``. Finished runs are read back, not
 retrained, and partial ones resume, so a comparison can be stopped and rerun at will. With
@@ -24,6 +30,7 @@ finish one after another and their results can be kept as they come.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import math
 from concurrent.futures import FIRST_COMPLETED, Future, wait
@@ -56,6 +63,8 @@ class Cell:
     # settings in ``base`` chosen by another study's tuning, not tuned here, and where from
     fixed: dict[str, Any] = field(default_factory=dict)
     fixed_from: str = ""
+    # dotted key -> values to try beyond the grid when the choice lies at its edge
+    widen: dict[str, list[Any]] = field(default_factory=dict)
 
     def points(self) -> list[dict[str, Any]]:
         keys = list(self.grid)
@@ -84,6 +93,24 @@ class Cell:
         for point in self.points():
             for seed in {self.tune_seed, *self.seeds}:
                 self.config(point, seed)
+        for key, values in self.widen.items():
+            if key not in self.grid:
+                raise ConfigError(f"{self.name}: widen key {key} is not a grid axis")
+            for value in values:  # every run widening could ask for is valid too
+                self.config({**self.points()[0], key: value}, self.tune_seed)
+
+    def widened(self, chosen: dict[str, Any]) -> Cell | None:
+        """This cell with the grid grown by one ``widen`` value beyond each edge the chosen
+        point lies on; None if it lies on no edge that can grow."""
+        grid = dict(self.grid)
+        for key in at_edge(self.grid, chosen):
+            values = self.grid[key]
+            up = chosen[key] == max(values)
+            beyond = [v for v in self.widen.get(key, [])
+                      if (v > max(values) if up else v < min(values))]  # fmt: skip
+            if beyond:
+                grid[key] = sorted([*values, min(beyond) if up else max(beyond)])
+        return None if grid == self.grid else dataclasses.replace(self, grid=grid)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -179,12 +206,30 @@ def run(
     running: dict[Future, _Job] = {}
     runner = executors.make(executor, jobs=jobs, progress=progress, ray_address=ray_address)
 
+    current = {cell.name: cell for cell in cells}  # each cell as widening left it
+    grown: dict[str, dict[str, list[Any]]] = {}  # the values widening added, per cell
+
     def finished(job: _Job, result: dict[str, Any]) -> None:
         results[job.name] = result
-        cell = job.cell
+        cell = current[job.cell.name]
         if cell.name in records or any(j.name not in results for j in tuning[cell.name]):
             return
-        records[cell.name] = record = _select_cell(cell, tuning[cell.name], results)
+        record = _select_cell(cell, tuning[cell.name], results)
+        wider = None if record["chosen"] is None else cell.widened(record["chosen"])
+        if wider is not None:
+            current[cell.name] = wider
+            for key, values in wider.grid.items():
+                added = [v for v in values if v not in cell.grid[key]]
+                if added:
+                    grown.setdefault(cell.name, {}).setdefault(key, []).extend(added)
+            known = {j.name for j in tuning[cell.name]}
+            new = [_Job(wider, p, wider.tune_seed) for p in wider.points()]
+            new = [j for j in new if j.name not in known]
+            tuning[cell.name] += new
+            queue[0:0] = new  # finish this cell before starting others
+            return
+        record = {**record, "widened": grown.get(cell.name, {})}
+        records[cell.name] = record
         io.write_json(out / cell.name / SELECTION, record, checksum=True)
         if record["chosen"] is not None:
             seeds = [_Job(cell, record["chosen"], s) for s in cell.seeds]
@@ -224,7 +269,7 @@ def run(
                 elif not isinstance(runner, executors.Inline):  # inline runs show a bar
                     echo(f"[done] {job.name}")
                 finished(job, result)
-    return _summary(cells, records, results, out)
+    return _summary(list(current.values()), records, results, out)
 
 
 def _is_tuning(job: _Job) -> bool:

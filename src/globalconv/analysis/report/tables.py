@@ -243,6 +243,12 @@ def results_table(runs: list[Run], reference: dict[tuple, str] | None = None) ->
     return Table(header, rows)
 
 
+def widened_note(widened: dict[str, list[Any]] | None) -> str:
+    """' (grid widened at its edge by lr=0.03)' for a selection record's ``widened``, or ''."""
+    added = [_settings({key: v}) for key, values in (widened or {}).items() for v in values]
+    return f" (grid widened at its edge by {', '.join(added)})" if added else ""
+
+
 def tuning_table(records: list[dict[str, Any]]) -> Table:
     rows = []
     for record in records:
@@ -255,6 +261,7 @@ def tuning_table(records: list[dict[str, Any]]) -> Table:
         chosen = _settings(record["chosen"]) if record["chosen"] is not None else "none"
         if record.get("at_edge"):
             chosen += f" (at the grid's edge in {', '.join(record['at_edge'])}: widen it)"
+        chosen += widened_note(record.get("widened"))
         if record.get("fixed"):  # chosen elsewhere, not tuned here
             fixed = f"{_settings(record['fixed'])}, {record.get('fixed_from') or 'fixed'}"
             chosen = fixed if chosen == "-" else f"{chosen}; {fixed}"
