@@ -116,15 +116,64 @@ def test_a_choice_at_the_edge_widens_the_grid_until_it_lies_inside(tmp_path, mon
     assert calls == []
 
 
+@pytest.mark.parametrize("failure", ["DivergedError", "RuntimeError"])
+def test_a_widened_rate_that_diverged_bounds_the_grid_but_a_crash_does_not(
+    failure, tmp_path, monkeypatch
+):
+    from globalconv.core.errors import DivergedError
+    from globalconv.train import loop
+
+    valid = {1e-3: 0.3, 3e-3: 0.5, 1e-2: 0.7}
+    calls = []
+    planted = planted_train(valid, valid, calls)
+
+    def train(cfg, run_dir, **kwargs):
+        if cfg.train.lr == 3e-2:
+            calls.append((cfg.train.lr, cfg.train.seed))
+            raise (DivergedError if failure == "DivergedError" else RuntimeError)("at 3e-2")
+        return planted(cfg, run_dir, **kwargs)
+
+    monkeypatch.setattr(loop, "train", train)
+    cell = protocol.Cell("mqar/attention-l1", BASE, {"train.lr": [1e-3, 3e-3, 1e-2]}, (0,),
+                         widen={"train.lr": [3e-2, 1e-1]})  # fmt: skip
+    protocol.run([cell], tmp_path, progress=False, echo=lambda *_: None)
+    record = json.loads((tmp_path / "mqar/attention-l1" / protocol.SELECTION).read_text())
+    assert record["chosen"] == {"train.lr": 1e-2} and (3e-2, 0) in calls
+    assert (1e-1, 0) not in calls  # a divergence bounds the search; a crash stops the widening
+    # only the divergence says 1e-2 is inside the grid; beside a crash it is still the edge
+    assert record["at_edge"] == ([] if failure == "DivergedError" else ["train.lr"])
+
+
+def test_a_run_widening_would_reuse_is_checked_before_anything_trains(tmp_path, monkeypatch):
+    from globalconv.train import loop
+
+    calls = []
+    monkeypatch.setattr(loop, "train", planted_train({}, {}, calls))
+    cell = protocol.Cell("mqar/attention-l1", BASE, {"train.lr": [1e-3, 3e-3]}, (0,),
+                         widen={"train.lr": [1e-2]})  # fmt: skip
+    other = protocol.Cell("mqar/attention-l1", {**BASE, "train": {**BASE["train"], "steps": 8}})
+    stale = tmp_path / cell.run_name({"train.lr": 1e-2}, 0)
+    stale.mkdir(parents=True)
+    io.write_json(
+        stale / "config.json", other.config({"train.lr": 1e-2}, 0).model_dump(mode="json")
+    )
+    io.write_json(stale / "summary.json", {"task": "mqar", "mixer": "attention", "steps": 8})
+    with pytest.raises(protocol.ConfigError, match="another config"):
+        protocol.run([cell], tmp_path, progress=False, echo=lambda *_: None)
+    assert calls == []
+
+
 def test_widening_stops_where_its_values_run_out_and_goes_down_too():
     cell = protocol.Cell("c", BASE, {"train.lr": [1e-3, 3e-3]}, widen={"train.lr": [1e-4, 3e-4]})
-    lower = cell.widened({"train.lr": 1e-3})
+    lower = cell.widened({"train.lr": 1e-3}, ["train.lr"])
     assert lower.grid == {"train.lr": [3e-4, 1e-3, 3e-3]}  # the nearest value below, only
-    assert cell.widened({"train.lr": 3e-3}) is None  # nothing above 3e-3 to try
-    assert (
-        protocol.Cell("c", BASE, {"train.lr": [1e-3, 3e-3, 1e-2]}).widened({"train.lr": 3e-3})
-        is None
-    )  # inside the grid
+    assert cell.widened({"train.lr": 3e-3}, ["train.lr"]) is None  # nothing above 3e-3 to try
+    assert cell.widened({"train.lr": 1e-3}, []) is None  # inside the grid
+    # with a second axis, each widening value comes with every value of the other
+    two = protocol.Cell("c", BASE, {"train.lr": [1e-3], "model.norm": ["pre", "post"]},
+                        widen={"train.lr": [3e-3]})  # fmt: skip
+    assert two.widening_points() == [{"model.norm": "pre", "train.lr": 3e-3},
+                                     {"model.norm": "post", "train.lr": 3e-3}]  # fmt: skip
     with pytest.raises(protocol.ConfigError, match="not a grid axis"):
         protocol.Cell("c", BASE, {"train.lr": [1e-3]}, widen={"train.wd": [0.1]}).validate()
 

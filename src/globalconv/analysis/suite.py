@@ -34,7 +34,8 @@ TRIO = ["attention", "global_conv", "gated_global_conv"]
 # Tuned per cell on validation; Zoology takes the best of four log-spaced rates in 1e-4..1e-2.
 LR_GRID = {"train.lr": [3e-4, 1e-3, 3e-3]}
 STUDY_GRID = {"train.lr": [1e-3, 3e-3, 1e-2]}
-# Tried, nearest first, when a study's best learning rate is the largest or smallest in its grid.
+# Tried one at a time, the nearest beyond the edge first, while a study's best learning rate is
+# the largest (or smallest) in its grid.
 WIDEN_LR = {"train.lr": [1e-4, 3e-4, 3e-2, 1e-1]}
 EVALS_PER_RUN = 20  # validation passes per run when a suite sets no train.eval_every
 PROTOCOL = ["task.valid_fraction=0.1"]  # tasks without a validation split of their own get one
@@ -355,5 +356,5 @@ def describe() -> str:
         lines.append(f"  tuned on validation: {grid}")
         if suite.widen:
             beyond = "; ".join(f"{k} to {v}" for k, v in suite.widen.items())
-            lines.append(f"  widened at an edge (nearest first): {beyond}")
+            lines.append(f"  widened at an edge (the nearest value beyond it first): {beyond}")
     return "\n".join(lines)

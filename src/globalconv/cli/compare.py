@@ -149,7 +149,7 @@ def run(args: argparse.Namespace) -> int:
             for point in cell.points():
                 print(out / cell.run_name(point, cell.tune_seed))
             for key, values in cell.widen.items():
-                print(f"{out / cell.name}/<at the edge: {key} in {values}, nearest first>"
+                print(f"{out / cell.name}/<at the edge: {key} in {values}, the nearest beyond it>"
                       f"-s{cell.tune_seed}")  # fmt: skip
             print(f"{out / cell.name}/<chosen>-s{{{','.join(map(str, cell.seeds))}}}")
         return 0

@@ -96,16 +96,31 @@ class Cell:
         for key, values in self.widen.items():
             if key not in self.grid:
                 raise ConfigError(f"{self.name}: widen key {key} is not a grid axis")
-            for value in values:  # every run widening could ask for is valid too
-                self.config({**self.points()[0], key: value}, self.tune_seed)
+            if not all(_number(v) for v in [*values, *self.grid[key]]):
+                raise ConfigError(f"{self.name}: widen key {key} needs numbers in its grid and "
+                                  "its widening values")  # fmt: skip
+        for point in self.widening_points():  # every run widening could ask for is valid too
+            for seed in {self.tune_seed, *self.seeds}:
+                self.config(point, seed)
 
-    def widened(self, chosen: dict[str, Any]) -> Cell | None:
-        """This cell with the grid grown by one ``widen`` value beyond each edge the chosen
-        point lies on; None if it lies on no edge that can grow."""
+    def widening_points(self) -> list[dict[str, Any]]:
+        """Every grid point widening could add: each widening value with every value of the
+        other axes."""
+        points = []
+        for key, values in self.widen.items():
+            others = {k: v for k, v in self.grid.items() if k != key}
+            for value in [v for v in values if v not in self.grid[key]]:
+                points += Cell(self.name, self.base, {**others, key: [value]}).points()
+        return points
+
+    def widened(self, chosen: dict[str, Any], edges: list[str]) -> Cell | None:
+        """This cell with the grid grown by the nearest ``widen`` value beyond each axis in
+        ``edges``, the axes whose edge the chosen point lies on (see ``_select_cell``); None
+        if none can grow."""
         grid = dict(self.grid)
-        for key in at_edge(self.grid, chosen):
+        for key in edges:
             values = self.grid[key]
-            up = chosen[key] == max(values)
+            up = chosen[key] > min(values)  # at the top edge, else at the bottom one
             beyond = [v for v in self.widen.get(key, [])
                       if (v > max(values) if up else v < min(values))]  # fmt: skip
             if beyond:
@@ -202,7 +217,10 @@ def run(
     tuning = {cell.name: [_Job(cell, p, cell.tune_seed) for p in cell.points()] for cell in cells}
     records: dict[str, dict[str, Any]] = {}
     queue: list[_Job] = [job for cell in cells for job in tuning[cell.name]]
-    sweep.check_reuse([(out / j.name, j.cell.config(j.point, j.seed)) for j in queue], rerun=rerun)
+    # every tuning run, and every one widening could add, checked against the run tree at once
+    planned = queue + [_Job(c, p, c.tune_seed) for c in cells for p in c.widening_points()]
+    sweep.check_reuse([(out / j.name, j.cell.config(j.point, j.seed)) for j in planned],
+                      rerun=rerun)  # fmt: skip
     running: dict[Future, _Job] = {}
     runner = executors.make(executor, jobs=jobs, progress=progress, ray_address=ray_address)
 
@@ -215,7 +233,12 @@ def run(
         if cell.name in records or any(j.name not in results for j in tuning[cell.name]):
             return
         record = _select_cell(cell, tuning[cell.name], results)
-        wider = None if record["chosen"] is None else cell.widened(record["chosen"])
+        # a run that failed for another reason than divergence stops the widening: its
+        # cause (a crash, a refused config) is for the user to see, not to step over
+        failed = any("error" in p and not _diverged(p) for p in record["points"])
+        wider = None
+        if record["chosen"] is not None and not failed:
+            wider = cell.widened(record["chosen"], record["at_edge"])
         if wider is not None:
             current[cell.name] = wider
             for key, values in wider.grid.items():
@@ -300,7 +323,9 @@ def _select_cell(cell: Cell, jobs: list[_Job], results: dict[str, dict[str, Any]
         "points": points,
         **({"fixed": cell.fixed, "fixed_from": cell.fixed_from} if cell.fixed else {}),
         "chosen": None if chosen is None else chosen["settings"],
-        "at_edge": [] if chosen is None else at_edge(cell.grid, chosen["settings"]),
+        "at_edge": []
+        if chosen is None
+        else at_edge(_bounding(cell.grid, points), chosen["settings"]),
         "final_runs": []
         if chosen is None
         else [cell.run_name(chosen["settings"], s).rsplit("/", 1)[-1] for s in cell.seeds],
@@ -308,6 +333,19 @@ def _select_cell(cell: Cell, jobs: list[_Job], results: dict[str, dict[str, Any]
     if chosen is None:
         record["error"] = "every grid point failed or has no validation score"
     return record
+
+
+def _bounding(grid: dict[str, list[Any]], points: list[dict[str, Any]]) -> dict[str, list[Any]]:
+    """The grid's values that bound the search: those of points that were scored or diverged
+    (a rate that diverged is too high). A run that failed otherwise (a crash, a config
+    refused) says nothing about its value, so a choice beside it is still at the edge."""
+    told = [p["settings"] for p in points if "valid" in p or _diverged(p)]
+    return {key: [v for v in values if any(t.get(key) == v for t in told)]
+            for key, values in grid.items()}  # fmt: skip
+
+
+def _diverged(point: dict[str, Any]) -> bool:
+    return str(point.get("error") or "").startswith("DivergedError")
 
 
 def _summary(cells, records, results, out: Path) -> dict[str, Any]:
