@@ -36,8 +36,7 @@ FINDINGS: tuple[Finding, ...] = (
         work="Long Range Arena",
         source="Tay et al. 2021, ICLR (arXiv:2011.04006)",
         setting="LRA: ListOps, Text, Retrieval, Image, Pathfinder (Path-X), lengths 1K-16K",
-        result="average accuracy: Transformer 54.39, Synthesizer 52.88; ListOps: Transformer "
-        "36.37",
+        result="average accuracy: Transformer 54.39, Synthesizer 52.88; ListOps: Transformer 36.37",
         bearing="input-independent mixing (Synthesizer) is close to attention on long-range tasks",
         versus_ours="our `longrange` study runs LRA's ListOps generator at 32-128 tokens (LRA: "
         "500-2000), depth up to 6 and up to 6 arguments (LRA: 10 and 10), 10,000 training trees "
