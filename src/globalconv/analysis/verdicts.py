@@ -94,7 +94,8 @@ def compare(
     if near_floor(ref_mean, floor, metric) and near_floor(mean, floor, metric):
         return Verdict(
             "neither learned",
-            f"neither it nor {name} learned this task at this budget (both within the chance "
+            f"and {name} both stayed at the floor: neither learned this task at this budget "
+            f"(both within the chance "
             f"margin of the floor {show(floor, metric)})",
         )
     diff, p, half = welch(reference, other)
