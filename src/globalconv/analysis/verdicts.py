@@ -95,8 +95,7 @@ def compare(
         return Verdict(
             "neither learned",
             f"and {name} both stayed at the floor: neither learned this task at this budget "
-            f"(both within the chance "
-            f"margin of the floor {show(floor, metric)})",
+            f"(both within the chance margin of the floor {show(floor, metric)})",
         )
     diff, p, half = welch(reference, other)
     better = diff > 0 if _higher(metric) else diff < 0

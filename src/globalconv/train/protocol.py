@@ -225,7 +225,7 @@ def run(
     runner = executors.make(executor, jobs=jobs, progress=progress, ray_address=ray_address)
 
     current = {cell.name: cell for cell in cells}  # each cell as widening left it
-    grown: dict[str, dict[str, list[Any]]] = {}  # the values widening added, per cell
+    start = {cell.name: cell.grid for cell in cells}  # and as it was asked for
 
     def finished(job: _Job, result: dict[str, Any]) -> None:
         results[job.name] = result
@@ -241,17 +241,14 @@ def run(
             wider = cell.widened(record["chosen"], record["at_edge"])
         if wider is not None:
             current[cell.name] = wider
-            for key, values in wider.grid.items():
-                added = [v for v in values if v not in cell.grid[key]]
-                if added:
-                    grown.setdefault(cell.name, {}).setdefault(key, []).extend(added)
             known = {j.name for j in tuning[cell.name]}
             new = [_Job(wider, p, wider.tune_seed) for p in wider.points()]
             new = [j for j in new if j.name not in known]
             tuning[cell.name] += new
             queue[0:0] = new  # finish this cell before starting others
             return
-        record = {**record, "widened": grown.get(cell.name, {})}
+        added = {k: [v for v in vs if v not in start[cell.name][k]] for k, vs in cell.grid.items()}
+        record = {**record, "widened": {k: v for k, v in added.items() if v}}
         records[cell.name] = record
         io.write_json(out / cell.name / SELECTION, record, checksum=True)
         if record["chosen"] is not None:
