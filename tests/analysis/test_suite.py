@@ -67,7 +67,7 @@ def test_full_suite_covers_every_mixer_where_it_can_run():
 
 def test_depth_suite_sweeps_layers_flop_matched():
     cells = suite.plan("depth", mixer_names=["global_conv"], grid={})
-    assert [cfg.model.n_layers for cfg in configs(cells)] == [1, 2, 4, 8]
+    assert [cfg.model.n_layers for cfg in configs(cells)] == [1, 2, 4, 8, 12]
     assert all(cfg.match.by == "flops" for cfg in configs(cells))
     chosen = suite.plan("depth", mixer_names=["attention"], depths=[1, 3])
     assert [c.name for c in chosen] == ["mqar_32x4/attention-l1", "mqar_32x4/attention-l3"]

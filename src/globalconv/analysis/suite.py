@@ -148,11 +148,11 @@ SUITES: dict[str, Suite] = {
     ),
     "depth": Suite(
         "the seed's claim: does stacking global convolutions close the gap on recall? MQAR "
-        "(L=32, 4 pairs) at depths 1-8, FLOP-matched to attention at each depth, 3 seeds "
-        "(depths 12 and 24, induction and ListOps are cut to fit a 2-core CPU)",
+        "(L=32, 4 pairs) at depths 1-12, FLOP-matched to attention at each depth, 3 seeds "
+        "(depth 24, induction and ListOps are cut to fit a 2-core CPU)",
         tasks={"mqar_32x4": _mqar(32, 4, 2000)},
         mixers=TRIO,
-        depths=[1, 2, 4, 8],
+        depths=[1, 2, 4, 8, 12],
         seeds=[0, 1, 2],
         common=[*SMALL_TRAIN, "match.by=flops"],
         grid=STUDY_GRID,
