@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-all lint format bench bench-gpu clean
+.PHONY: run test test-all test-ray lint format bench bench-gpu clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,12 @@ test: $(STAMP)
 
 test-all: $(STAMP)
 	$(BIN)/python -m pytest -q -m ''
+
+# the Ray executor against a local Ray instance: the optional extra installed, then its tests
+# (without ray they skip inside `make test`)
+test-ray: $(STAMP)
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev,ray]'
+	$(BIN)/python -m pytest -q tests/test_ray_executor.py
 
 # ruff, then the import contracts of pyproject.toml ([tool.importlinter]: imports run one way)
 lint: $(STAMP)
