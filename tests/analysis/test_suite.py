@@ -67,10 +67,16 @@ def test_full_suite_covers_every_mixer_where_it_can_run():
 
 def test_depth_suite_sweeps_layers_flop_matched():
     cells = suite.plan("depth", mixer_names=["global_conv"], grid={})
-    assert [cfg.model.n_layers for cfg in configs(cells)] == [1, 2, 4, 8, 12]
+    assert [c.name for c in cells] == [
+        *(f"mqar_32x4/global_conv-l{n}" for n in (1, 2, 4, 8, 12)),
+        "mqar_32x4_prenorm/global_conv-l12",  # a task's own depths replace the suite's
+    ]
+    assert [cfg.model.norm for cfg in configs(cells)] == ["post"] * 5 + ["pre"]
     assert all(cfg.match.by == "flops" for cfg in configs(cells))
     chosen = suite.plan("depth", mixer_names=["attention"], depths=[1, 3])
-    assert [c.name for c in chosen] == ["mqar_32x4/attention-l1", "mqar_32x4/attention-l3"]
+    assert [c.name for c in chosen] == [  # depths given on the command line apply to every task
+        f"{task}/attention-l{n}" for task in ("mqar_32x4", "mqar_32x4_prenorm") for n in (1, 3)
+    ]
     assert len(chosen[0].points()) == 3 and chosen[0].seeds == (0, 1, 2)
 
 

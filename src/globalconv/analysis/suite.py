@@ -51,6 +51,7 @@ class Suite:
     mixers: list[str] | None  # None: every registered mixer
     seeds: list[int] = field(default_factory=lambda: [0])
     depths: list[int] | None = None  # None: the configured n_layers
+    task_depths: dict[str, list[int]] = field(default_factory=dict)  # a task's own, over depths
     widths: list[int] | None = None  # None: the configured d_model
     common: list[str] = field(default_factory=list)
     grid: dict[str, list[Any]] = field(default_factory=lambda: dict(LR_GRID))
@@ -148,11 +149,16 @@ SUITES: dict[str, Suite] = {
     ),
     "depth": Suite(
         "the seed's claim: does stacking global convolutions close the gap on recall? MQAR "
-        "(L=32, 4 pairs) at depths 1-12, FLOP-matched to attention at each depth, 3 seeds "
+        "(L=32, 4 pairs) at depths 1-12 in post-norm blocks, and at 12 in pre-norm blocks (which "
+        "train deep stacks more readily), FLOP-matched to attention at each depth, 3 seeds "
         "(depth 24, induction and ListOps are cut to fit a 2-core CPU)",
-        tasks={"mqar_32x4": _mqar(32, 4, 2000)},
+        tasks={
+            "mqar_32x4": _mqar(32, 4, 2000),
+            "mqar_32x4_prenorm": [*_mqar(32, 4, 2000), "model.norm=pre"],
+        },
         mixers=TRIO,
         depths=[1, 2, 4, 8, 12],
+        task_depths={"mqar_32x4_prenorm": [12]},
         seeds=[0, 1, 2],
         common=[*SMALL_TRAIN, "match.by=flops"],
         grid=STUDY_GRID,
@@ -264,7 +270,7 @@ def plan(
             cell_grid = {k: v for k, v in cell_grid.items() if k not in chosen}
             widening = suite.widen if widen and grid is None else {}
             cell_widen = {k: list(v) for k, v in widening.items() if k in cell_grid}
-            for depth in depths or suite.depths or [None]:
+            for depth in depths or suite.task_depths.get(label) or suite.depths or [None]:
                 for width in widths or suite.widths or [None]:
                     extra = [f"model.mixer={mixer}"]
                     extra += [f"{k}={json.dumps(v)}" for k, v in chosen.items()]
@@ -348,6 +354,7 @@ def describe() -> str:
         lines.append(f"{name}: {suite.description}")
         lines.append(f"  tasks: {', '.join(suite.tasks)}; mixers: {mixer_names}")
         depths = f"; depths {suite.depths}" if suite.depths else ""
+        depths += "".join(f"; {t} at depths {d}" for t, d in suite.task_depths.items())
         widths = f"; widths {suite.widths}" if suite.widths else ""
         lines.append(f"  seeds: {suite.seeds}{depths}{widths}")
         tuned = {**suite.grid, **{f"{k} ({m})": v for m, g in suite.mixer_grid.items()
