@@ -78,6 +78,8 @@ def test_depth_suite_sweeps_layers_flop_matched():
         f"{task}/attention-l{n}" for task in ("mqar_32x4", "mqar_32x4_prenorm") for n in (1, 3)
     ]
     assert len(chosen[0].points()) == 3 and chosen[0].seeds == (0, 1, 2)
+    gated = suite.plan("depth", mixer_names=["gated_global_conv"], grid={})
+    assert {c.name.split("/")[0] for c in gated} == {"mqar_32x4"}  # a task's own mixers
 
 
 def test_recall_suite_crosses_widths_and_mnist1d_tunes_attention_positions():

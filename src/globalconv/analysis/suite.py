@@ -52,6 +52,7 @@ class Suite:
     seeds: list[int] = field(default_factory=lambda: [0])
     depths: list[int] | None = None  # None: the configured n_layers
     task_depths: dict[str, list[int]] = field(default_factory=dict)  # a task's own, over depths
+    task_mixers: dict[str, list[str]] = field(default_factory=dict)  # a task's own, of mixers
     widths: list[int] | None = None  # None: the configured d_model
     common: list[str] = field(default_factory=list)
     grid: dict[str, list[Any]] = field(default_factory=lambda: dict(LR_GRID))
@@ -149,9 +150,9 @@ SUITES: dict[str, Suite] = {
     ),
     "depth": Suite(
         "the seed's claim: does stacking global convolutions close the gap on recall? MQAR "
-        "(L=32, 4 pairs) at depths 1-12 in post-norm blocks, and at 12 in pre-norm blocks (which "
-        "train deep stacks more readily), FLOP-matched to attention at each depth, 3 seeds "
-        "(depth 24, induction and ListOps are cut to fit a 2-core CPU)",
+        "(L=32, 4 pairs) at depths 1-12 in post-norm blocks, and attention and global_conv at 12 "
+        "in pre-norm blocks (which train deep stacks more readily), FLOP-matched to attention at "
+        "each depth, 3 seeds (depth 24, induction and ListOps are cut to fit a 2-core CPU)",
         tasks={
             "mqar_32x4": _mqar(32, 4, 2000),
             "mqar_32x4_prenorm": [*_mqar(32, 4, 2000), "model.norm=pre"],
@@ -159,6 +160,7 @@ SUITES: dict[str, Suite] = {
         mixers=TRIO,
         depths=[1, 2, 4, 8, 12],
         task_depths={"mqar_32x4_prenorm": [12]},
+        task_mixers={"mqar_32x4_prenorm": ["attention", "global_conv"]},
         seeds=[0, 1, 2],
         common=[*SMALL_TRAIN, "match.by=flops"],
         grid=STUDY_GRID,
@@ -260,7 +262,7 @@ def plan(
     run_seeds = tuple(seeds or suite.seeds)
     cells: list[protocol.Cell] = []
     for label in labels:
-        for mixer in names:
+        for mixer in [m for m in names if m in suite.task_mixers.get(label, names)]:
             own = suite.mixer_grid.get(mixer, {}) if grid is None else {}
             cell_grid = {**axes, **own}
             cell_grid = {k: v for k, v in cell_grid.items() if k not in fixed}
@@ -355,6 +357,7 @@ def describe() -> str:
         lines.append(f"  tasks: {', '.join(suite.tasks)}; mixers: {mixer_names}")
         depths = f"; depths {suite.depths}" if suite.depths else ""
         depths += "".join(f"; {t} at depths {d}" for t, d in suite.task_depths.items())
+        depths += "".join(f"; {t} with {', '.join(m)} only" for t, m in suite.task_mixers.items())
         widths = f"; widths {suite.widths}" if suite.widths else ""
         lines.append(f"  seeds: {suite.seeds}{depths}{widths}")
         tuned = {**suite.grid, **{f"{k} ({m})": v for m, g in suite.mixer_grid.items()
