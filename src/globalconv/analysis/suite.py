@@ -44,7 +44,8 @@ PROTOCOL = ["task.valid_fraction=0.1"]  # tasks without a validation split of th
 @dataclass(frozen=True)
 class Suite:
     """A comparison as data: tasks (each with its budget) x mixers x depths x widths, each cell
-    tuned on validation over ``grid`` (plus ``mixer_grid[mixer]``), then trained per seed."""
+    tuned on validation over ``grid`` (plus ``mixer_grid[mixer]``), then trained per seed. A task
+    may take its own depths (``task_depths``) and a subset of the mixers (``task_mixers``)."""
 
     description: str
     tasks: dict[str, list[str]]  # label -> overrides (task and its budget)
