@@ -217,6 +217,19 @@ def test_depth_points_test_the_change_from_the_shallowest_to_the_deepest_model()
     assert "too few seeds" in report.answer(few, width=16)[0]
 
 
+def test_a_model_that_collapsed_below_the_floor_is_not_said_to_be_at_it():
+    f = {"floor": 0.25}
+    runs = cell("attention", 1, [0.26, 0.27, 0.26], **f) + cell("attention", 12, [0.27] * 3, **f)
+    runs += cell("gated_global_conv", 1, [0.26, 0.25, 0.26], **f)
+    runs += cell("gated_global_conv", 12, [0.07, 0.03, 0.05], **f)  # worse than guessing
+    points = report.answer(runs, width=16)
+    deep = next(p for p in points if p.startswith("t, 12 layers: `gated_global_conv`"))
+    assert "both stayed at or below the floor: neither learned" in deep
+    assert "5.0% against attention's 27.0%" in deep and "within the chance margin" not in deep
+    trend = next(p for p in points if p.startswith("t: `gated_global_conv` from 1 to 12"))
+    assert trend.endswith("never above the chance margin of the floor, and below it at 12 layers.")
+
+
 def test_in_short_states_the_seed_operators_verdicts_and_what_gating_and_depth_recover():
     runs = cell("attention", 2, [0.9, 0.91, 0.89]) + cell("global_conv", 2, [0.5, 0.51, 0.49])
     runs += cell("gated_global_conv", 2, [0.7, 0.71, 0.69])

@@ -60,6 +60,15 @@ def near_floor(mean: float, floor: float | None, metric: str) -> bool:
     return mean >= floor * (1 - CHANCE_MARGIN[metric])
 
 
+def below_floor(mean: float, floor: float | None, metric: str) -> bool:
+    """Worse than the trivial floor by more than the chance margin (e.g. a collapsed model)."""
+    if floor is None:
+        return False
+    if _higher(metric):
+        return mean < floor - CHANCE_MARGIN[metric]
+    return mean > floor * (1 + CHANCE_MARGIN[metric])
+
+
 def welch(a: list[float], b: list[float]) -> tuple[float, float, float]:
     """Welch's t-test of mean(b) - mean(a): (difference, p value, half-width of its 95% CI)."""
     from scipy import stats
@@ -92,6 +101,14 @@ def compare(
             f"(n={len(other)} vs {len(reference)}: too few seeds for a verdict)",
         )
     if near_floor(ref_mean, floor, metric) and near_floor(mean, floor, metric):
+        if below_floor(ref_mean, floor, metric) or below_floor(mean, floor, metric):
+            return Verdict(
+                "neither learned",
+                f"and {name} both stayed at or below the floor: neither learned this task at "
+                f"this budget (neither rose above the chance margin of the floor "
+                f"{show(floor, metric)}; {show(mean, metric)} against {name}'s "
+                f"{show(ref_mean, metric)})",
+            )
         return Verdict(
             "neither learned",
             f"and {name} both stayed at the floor: neither learned this task at this budget "
@@ -152,4 +169,13 @@ def gap_recovered(
     return (won if _higher(metric) else -won) / lead
 
 
-__all__ = ["RULE", "Verdict", "compare", "gap_recovered", "near_floor", "still_improving", "welch"]
+__all__ = [
+    "RULE",
+    "Verdict",
+    "below_floor",
+    "compare",
+    "gap_recovered",
+    "near_floor",
+    "still_improving",
+    "welch",
+]

@@ -166,9 +166,15 @@ def depth_points(runs: list[Run]) -> list[str]:
         if min(len(lows), len(highs)) < verdicts.MIN_SEEDS:
             points.append(f"{said}: too few seeds to say whether depth changes it.")
             continue
-        if all(verdicts.near_floor(statistics.fmean(r.score for r in g), floor, metric)
-               for g in depths.values()):  # fmt: skip
-            points.append(f"{said}: within the chance margin of the floor at every depth.")
+        mean_at = {d: statistics.fmean(r.score for r in g) for (d,), g in depths.items()}
+        if all(verdicts.near_floor(m, floor, metric) for m in mean_at.values()):
+            below = [d for d, m in mean_at.items() if verdicts.below_floor(m, floor, metric)]
+            if below:
+                where_below = ", ".join(f"{d} layers" for d in below)
+                points.append(f"{said}: never above the chance margin of the floor, and below "
+                              f"it at {where_below}.")  # fmt: skip
+            else:
+                points.append(f"{said}: within the chance margin of the floor at every depth.")
             continue
         diff, p, _ = verdicts.welch(lows, highs)
         change = verdicts.show(abs(diff), metric, points=True)
