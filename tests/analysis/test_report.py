@@ -220,6 +220,7 @@ def test_depth_points_test_the_change_from_the_shallowest_to_the_deepest_model()
 def test_a_model_that_collapsed_below_the_floor_is_not_said_to_be_at_it():
     f = {"floor": 0.25}
     runs = cell("attention", 1, [0.26, 0.27, 0.26], **f) + cell("attention", 12, [0.27] * 3, **f)
+    runs += cell("attention", 2, [1.0, 0.99, 1.0], **f)  # learns between the ends only
     runs += cell("gated_global_conv", 1, [0.26, 0.25, 0.26], **f)
     runs += cell("gated_global_conv", 12, [0.07, 0.03, 0.05], **f)  # worse than guessing
     points = report.answer(runs, width=16)
@@ -228,6 +229,8 @@ def test_a_model_that_collapsed_below_the_floor_is_not_said_to_be_at_it():
     assert "5.0% against attention's 27.0%" in deep and "within the chance margin" not in deep
     trend = next(p for p in points if p.startswith("t: `gated_global_conv` from 1 to 12"))
     assert trend.endswith("never above the chance margin of the floor, and below it at 12 layers.")
+    peak = next(p for p in points if p.startswith("t: `attention` from 1 to 12"))
+    assert peak.endswith("its best depth lies between them: 2 layers (99.7%).")
 
 
 def test_in_short_states_the_seed_operators_verdicts_and_what_gating_and_depth_recover():

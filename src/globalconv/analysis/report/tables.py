@@ -147,7 +147,8 @@ def _and(items: list[str]) -> str:
 
 def depth_points(runs: list[Run]) -> list[str]:
     """For each task and mixer trained at several depths: the change from the shallowest to the
-    deepest model, by Welch's test when both have enough seeds."""
+    deepest model, by Welch's test when both have enough seeds, and the best depth when it lies
+    between them."""
     points = []
     for (label, width, mixer), group in group_by(runs, "label", "width", "mixer").items():
         depths = group_by(group, "layers")
@@ -178,12 +179,20 @@ def depth_points(runs: list[Run]) -> list[str]:
             continue
         diff, p, _ = verdicts.welch(lows, highs)
         change = verdicts.show(abs(diff), metric, points=True)
+        # the ends alone can hide a peak between them (a model that learns at 2-8 layers only)
+        best = (max if group[0].higher_is_better else min)(mean_at, key=mean_at.get)
+        peak = ""
+        if best not in (low, high):
+            shown = verdicts.show(mean_at[best], metric)
+            peak = f"; its best depth lies between them: {best} layers ({shown})"
         if p < verdicts.ALPHA:
             better = diff > 0 if group[0].higher_is_better else diff < 0
             word = "improves" if better else "worsens"
-            points.append(f"{said}: depth {word} it by {change} (p={p:.2g}).")
+            points.append(f"{said}: depth {word} it by {change} (p={p:.2g}){peak}.")
         else:
-            points.append(f"{said}: depth does not change it significantly ({change}, p={p:.2g}).")
+            points.append(
+                f"{said}: depth does not change it significantly ({change}, p={p:.2g}){peak}."
+            )
     return points
 
 
