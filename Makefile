@@ -27,6 +27,7 @@ test-all: $(STAMP)
 # (without ray they skip inside `make test`)
 test-ray: $(STAMP)
 	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev,ray]'
+	$(BIN)/python -c "import ray"  # an install that does not import must fail here, not skip
 	$(BIN)/python -m pytest -q tests/test_ray_executor.py
 
 # ruff, then the import contracts of pyproject.toml ([tool.importlinter]: imports run one way)

@@ -220,17 +220,41 @@ def test_depth_points_test_the_change_from_the_shallowest_to_the_deepest_model()
 def test_a_model_that_collapsed_below_the_floor_is_not_said_to_be_at_it():
     f = {"floor": 0.25}
     runs = cell("attention", 1, [0.26, 0.27, 0.26], **f) + cell("attention", 12, [0.27] * 3, **f)
-    runs += cell("attention", 2, [1.0, 0.99, 1.0], **f)  # learns between the ends only
     runs += cell("gated_global_conv", 1, [0.26, 0.25, 0.26], **f)
     runs += cell("gated_global_conv", 12, [0.07, 0.03, 0.05], **f)  # worse than guessing
     points = report.answer(runs, width=16)
     deep = next(p for p in points if p.startswith("t, 12 layers: `gated_global_conv`"))
-    assert "both stayed at or below the floor: neither learned" in deep
-    assert "5.0% against attention's 27.0%" in deep and "within the chance margin" not in deep
+    assert "both did no better than the floor: neither learned" in deep
+    assert "one did worse: 5.0% against attention's 27.0%" in deep
+    assert "within the chance margin" not in deep
     trend = next(p for p in points if p.startswith("t: `gated_global_conv` from 1 to 12"))
-    assert trend.endswith("never above the chance margin of the floor, and below it at 12 layers.")
-    peak = next(p for p in points if p.startswith("t: `attention` from 1 to 12"))
-    assert peak.endswith("its best depth lies between them: 2 layers (99.7%).")
+    assert trend.endswith("never clear of the chance margin of the floor, and worse than it at "
+                          "12 layers.")  # fmt: skip
+
+
+def test_depth_names_a_best_depth_between_the_ends_and_says_when_both_ends_sit_at_the_floor():
+    f = {"floor": 0.25}
+    runs = cell("attention", 1, [0.26, 0.27, 0.26], **f) + cell("attention", 12, [0.27] * 3, **f)
+    runs += cell("attention", 2, [1.0, 0.99, 1.0], **f) + cell(
+        "attention", 4, [1.0, 1.0, 0.99], **f
+    )
+    runs += cell("global_conv", 1, [0.5, 0.52, 0.49], **f)
+    runs += cell("global_conv", 2, [0.9], **f)  # one seed: not enough to name a best depth
+    runs += cell("global_conv", 4, [0.9, 0.91, 0.9], **f)
+    runs += cell("global_conv", 8, [0.9, 0.9, 0.91], **f)  # a middle depth only ties the end
+    points = report.answer(runs, width=16)
+    att = next(p for p in points if p.startswith("t: `attention` from 1 to 12"))
+    assert (
+        "within the chance margin of the floor at 1 and 12 layers; clear of it only at 2, 4" in att
+    )
+    assert att.endswith("its best depth lies between them: 2 layers (99.7%); 4 layers (99.7%).")
+    assert "depth does not change it" not in att and "improves" not in att
+    conv = next(p for p in points if p.startswith("t: `global_conv` from 1 to 8"))
+    assert conv.endswith("depth improves it by 40.0 points (p=0.0001).")  # no best-depth clause
+    bits = [bits_run("global_conv", n, b, i) for n, m in ((1, 2.5), (4, 2.0), (8, 2.5))
+            for i, b in enumerate((m, m + 0.01, m - 0.01))]  # fmt: skip
+    mid = next(p for p in report.answer(bits, width=16) if "`global_conv` from 1 to 8" in p)
+    assert mid.endswith("its best depth lies between them: 4 layers (2.000 bits).")  # lower wins
 
 
 def test_in_short_states_the_seed_operators_verdicts_and_what_gating_and_depth_recover():

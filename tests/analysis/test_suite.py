@@ -120,3 +120,13 @@ def test_cli_list_and_dry_run(capsys, tmp_path):
     assert len(lines) == 5 and "train.lr in [0.0001, 0.0003, 0.03, 0.1]" in lines[3]
     assert cli.main([*argv, "--no-widen"]) == 0
     assert len(capsys.readouterr().out.splitlines()) == 4
+
+
+@pytest.mark.parametrize("name", list(suite.SUITES))
+def test_a_suites_own_depths_and_mixers_name_its_tasks_and_its_mixers(name):
+    s = suite.SUITES[name]
+    for own in (s.task_depths, s.task_mixers):
+        assert set(own) <= set(s.tasks), f"{name}: unknown task label in {own}"
+        assert all(own.values()), f"{name}: an empty list in {own}"
+    for chosen in s.task_mixers.values():
+        assert set(chosen) <= set(s.mixers or mixers.available())

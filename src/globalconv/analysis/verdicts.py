@@ -104,10 +104,10 @@ def compare(
         if below_floor(ref_mean, floor, metric) or below_floor(mean, floor, metric):
             return Verdict(
                 "neither learned",
-                f"and {name} both stayed at or below the floor: neither learned this task at "
-                f"this budget (neither rose above the chance margin of the floor "
-                f"{show(floor, metric)}; {show(mean, metric)} against {name}'s "
-                f"{show(ref_mean, metric)})",
+                f"and {name} both did no better than the floor: neither learned this task at "
+                f"this budget (neither cleared the chance margin of the floor "
+                f"{show(floor, metric)}, and one did worse: {show(mean, metric)} against "
+                f"{name}'s {show(ref_mean, metric)})",
             )
         return Verdict(
             "neither learned",

@@ -168,23 +168,25 @@ def depth_points(runs: list[Run]) -> list[str]:
             points.append(f"{said}: too few seeds to say whether depth changes it.")
             continue
         mean_at = {d: statistics.fmean(r.score for r in g) for (d,), g in depths.items()}
-        if all(verdicts.near_floor(m, floor, metric) for m in mean_at.values()):
-            below = [d for d, m in mean_at.items() if verdicts.below_floor(m, floor, metric)]
-            if below:
-                where_below = ", ".join(f"{d} layers" for d in below)
-                points.append(f"{said}: never above the chance margin of the floor, and below "
-                              f"it at {where_below}.")  # fmt: skip
+        scores_at = {d: [r.score for r in g] for (d,), g in depths.items()}
+        floored = {d for d, m in mean_at.items() if verdicts.near_floor(m, floor, metric)}
+        worse = [d for d, m in mean_at.items() if verdicts.below_floor(m, floor, metric)]
+        if floored == set(mean_at):
+            if worse:
+                where_worse = ", ".join(f"{d} layers" for d in worse)
+                points.append(f"{said}: never clear of the chance margin of the floor, and worse "
+                              f"than it at {where_worse}.")  # fmt: skip
             else:
                 points.append(f"{said}: within the chance margin of the floor at every depth.")
             continue
+        peak = _peak(scores_at, low, high, group[0].higher_is_better, metric)
+        if low in floored and high in floored:  # a change between two floor-level scores is noise
+            above = ", ".join(str(d) for d in mean_at if d not in floored)
+            points.append(f"{said}: within the chance margin of the floor at {low} and {high} "
+                          f"layers; clear of it only at {above} layers{peak}.")  # fmt: skip
+            continue
         diff, p, _ = verdicts.welch(lows, highs)
         change = verdicts.show(abs(diff), metric, points=True)
-        # the ends alone can hide a peak between them (a model that learns at 2-8 layers only)
-        best = (max if group[0].higher_is_better else min)(mean_at, key=mean_at.get)
-        peak = ""
-        if best not in (low, high):
-            shown = verdicts.show(mean_at[best], metric)
-            peak = f"; its best depth lies between them: {best} layers ({shown})"
         if p < verdicts.ALPHA:
             better = diff > 0 if group[0].higher_is_better else diff < 0
             word = "improves" if better else "worsens"
@@ -194,6 +196,27 @@ def depth_points(runs: list[Run]) -> list[str]:
                 f"{said}: depth does not change it significantly ({change}, p={p:.2g}){peak}."
             )
     return points
+
+
+def _peak(scores_at: dict[int, list[float]], low: int, high: int, higher: bool, metric: str) -> str:
+    """'; its best depth lies between them: ...' where a depth between the ends, with enough
+    seeds, beats the better end by Welch's test (the ends alone can hide a model that learns at
+    middle depths only); depths indistinguishable from the best are named with it."""
+    mean = {d: statistics.fmean(s) for d, s in scores_at.items()}
+    middle = [d for d in scores_at if d not in (low, high)
+              and len(scores_at[d]) >= verdicts.MIN_SEEDS]  # fmt: skip
+    if not middle:
+        return ""
+    pick = max if higher else min
+    best = pick(middle, key=mean.get)
+    end = pick((low, high), key=mean.get)
+    diff, p, _ = verdicts.welch(scores_at[end], scores_at[best])
+    if p >= verdicts.ALPHA or (diff > 0) != higher:
+        return ""
+    ties = [d for d in middle if d == best or verdicts.welch(scores_at[best], scores_at[d])[1]
+            >= verdicts.ALPHA]  # fmt: skip
+    shown = "; ".join(f"{d} layers ({verdicts.show(mean[d], metric)})" for d in ties)
+    return f"; its best depth lies between them: {shown}"
 
 
 def budget_text(runs: list[Run]) -> str:
