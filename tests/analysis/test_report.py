@@ -227,6 +227,8 @@ def test_a_model_that_collapsed_below_the_floor_is_not_said_to_be_at_it():
     assert "both did no better than the floor: neither learned" in deep
     assert "one did worse: 5.0% against attention's 27.0%" in deep
     assert "within the chance margin" not in deep
+    both = cell("attention", 12, [0.04, 0.05, 0.06], **f) + cell("global_conv", 12, [0.1] * 3, **f)
+    assert "and both did worse: 10.0% against attention's 5.0%" in report.answer(both, width=16)[0]
     trend = next(p for p in points if p.startswith("t: `gated_global_conv` from 1 to 12"))
     assert trend.endswith("never clear of the chance margin of the floor, and worse than it at "
                           "12 layers.")  # fmt: skip

@@ -101,12 +101,14 @@ def compare(
             f"(n={len(other)} vs {len(reference)}: too few seeds for a verdict)",
         )
     if near_floor(ref_mean, floor, metric) and near_floor(mean, floor, metric):
-        if below_floor(ref_mean, floor, metric) or below_floor(mean, floor, metric):
+        below = [below_floor(m, floor, metric) for m in (ref_mean, mean)]
+        if any(below):
+            who = "both" if all(below) else "one"
             return Verdict(
                 "neither learned",
                 f"and {name} both did no better than the floor: neither learned this task at "
                 f"this budget (neither cleared the chance margin of the floor "
-                f"{show(floor, metric)}, and one did worse: {show(mean, metric)} against "
+                f"{show(floor, metric)}, and {who} did worse: {show(mean, metric)} against "
                 f"{name}'s {show(ref_mean, metric)})",
             )
         return Verdict(

@@ -156,19 +156,16 @@ def depth_points(runs: list[Run]) -> list[str]:
             continue
         (low,), (high,) = min(depths), max(depths)
         metric, floor = group[0].metric, group[0].floor
-        lows, highs = [r.score for r in depths[(low,)]], [r.score for r in depths[(high,)]]
-        means = "; ".join(
-            f"{d}: {verdicts.show(statistics.fmean(r.score for r in g), metric)}"
-            for (d,), g in depths.items()
-        )
+        scores_at = {d: [r.score for r in g] for (d,), g in depths.items()}
+        mean_at = {d: statistics.fmean(s) for d, s in scores_at.items()}
+        lows, highs = scores_at[low], scores_at[high]
+        means = "; ".join(f"{d}: {verdicts.show(m, metric)}" for d, m in mean_at.items())
         several_widths = len({r.width for r in runs if r.label == label}) > 1
         where = f"{label}, width {width}" if several_widths else label
         said = f"{where}: `{mixer}` from {low} to {high} layers ({means})"
         if min(len(lows), len(highs)) < verdicts.MIN_SEEDS:
             points.append(f"{said}: too few seeds to say whether depth changes it.")
             continue
-        mean_at = {d: statistics.fmean(r.score for r in g) for (d,), g in depths.items()}
-        scores_at = {d: [r.score for r in g] for (d,), g in depths.items()}
         floored = {d for d, m in mean_at.items() if verdicts.near_floor(m, floor, metric)}
         worse = [d for d, m in mean_at.items() if verdicts.below_floor(m, floor, metric)]
         if floored == set(mean_at):
@@ -179,7 +176,7 @@ def depth_points(runs: list[Run]) -> list[str]:
             else:
                 points.append(f"{said}: within the chance margin of the floor at every depth.")
             continue
-        peak = _peak(scores_at, low, high, group[0].higher_is_better, metric)
+        peak = _peak(scores_at, mean_at, low, high, group[0].higher_is_better, metric)
         if low in floored and high in floored:  # a change between two floor-level scores is noise
             above = ", ".join(str(d) for d in mean_at if d not in floored)
             points.append(f"{said}: within the chance margin of the floor at {low} and {high} "
@@ -198,11 +195,17 @@ def depth_points(runs: list[Run]) -> list[str]:
     return points
 
 
-def _peak(scores_at: dict[int, list[float]], low: int, high: int, higher: bool, metric: str) -> str:
+def _peak(
+    scores_at: dict[int, list[float]],
+    mean: dict[int, float],
+    low: int,
+    high: int,
+    higher: bool,
+    metric: str,
+) -> str:
     """'; its best depth lies between them: ...' where a depth between the ends, with enough
     seeds, beats the better end by Welch's test (the ends alone can hide a model that learns at
     middle depths only); depths indistinguishable from the best are named with it."""
-    mean = {d: statistics.fmean(s) for d, s in scores_at.items()}
     middle = [d for d in scores_at if d not in (low, high)
               and len(scores_at[d]) >= verdicts.MIN_SEEDS]  # fmt: skip
     if not middle:
