@@ -154,9 +154,13 @@ def model_step(mixer: str, B: int, L: int, D: int, layers: int, heads: int, devi
 
 
 def part_table(settings: Settings) -> list[dict[str, Any]]:
-    from globalconv.ops import fft_size, resolve_backend
+    from globalconv.ops import fft_size, native, resolve_backend
 
     B, D, dev = settings.batch, settings.dim, settings.device
+    cpu = torch.device(dev).type == "cpu"
+    with_native = cpu and native.available()
+    if cpu and not with_native:
+        print(f"(backend 'native' left out: {native.unavailable_reason()})")
     rows = []
     for mode in settings.modes:
         for L in settings.sizes:
@@ -165,7 +169,10 @@ def part_table(settings: Settings) -> list[dict[str, Any]]:
                 "floor": floor_step(mode, B, L, D, dev),
                 "forward": op_step(mode, "fft", B, L, D, dev, backward=False),
             }
-            if torch.device(dev).type == "cpu":
+            if with_native:
+                candidates["native"] = op_step(mode, "native", B, L, D, dev)
+                candidates["native_forward"] = op_step(mode, "native", B, L, D, dev, False)
+            if cpu:
                 candidates["pocket"] = op_step(mode, "pocketfft", B, L, D, dev)
                 candidates["pocket_forward"] = op_step(
                     mode, "pocketfft", B, L, D, dev, backward=False
@@ -194,6 +201,8 @@ def part_table(settings: Settings) -> list[dict[str, Any]]:
                     "floor_s": t["floor"],
                     "op_over_floor": t["op"] / t["floor"],
                     "forward_s": t["forward"],
+                    "native_s": t.get("native"),
+                    "native_forward_s": t.get("native_forward"),
                     "pocketfft_s": t.get("pocket"),
                     "pocketfft_forward_s": t.get("pocket_forward"),
                     "direct_s": t.get("direct"),
@@ -223,8 +232,10 @@ def print_table(rows: list[dict[str, Any]]) -> None:
         rows,
         [
             *FLOOR_COLUMNS,
+            ("native/floor", lambda r: ratio(r.get("native_s"), r["floor_s"])),
             ("pocket/floor", lambda r: ratio(r["pocketfft_s"], r["floor_s"])),
             ("fwd/floor", lambda r: ratio(r["forward_s"], r["floor_s"])),
+            ("native fwd/floor", lambda r: ratio(r.get("native_forward_s"), r["floor_s"])),
             ("pocket fwd/floor", lambda r: ratio(r["pocketfft_forward_s"], r["floor_s"])),
             ("plain/op", lambda r: ratio(r["plain_s"], r["op_s"])),
             ("direct/op", lambda r: ratio(r["direct_s"], r["op_s"])),
@@ -235,9 +246,10 @@ def print_table(rows: list[dict[str, Any]]) -> None:
         ],
     )
     print(
-        "op = backend 'fft' (torch.fft on a (B, D, N) copy), pocket = backend 'pocketfft' "
-        "(scipy.fft along the strided axis), forward+backward; fwd = forward only, no_grad; "
-        "floor = one bare rfft+irfft pair of (B, D, N)"
+        "op = backend 'fft' (torch.fft on a (B, D, N) copy), native = backend 'native' (the "
+        "compiled kernel along the (B, L, D) layout), pocket = backend 'pocketfft' (scipy.fft "
+        "along the strided axis), forward+backward; fwd = forward only, no_grad; floor = one "
+        "bare rfft+irfft pair of (B, D, N); mixer = the global_conv mixer, backend auto"
     )
     by_len = {r["L"]: r["mixer_s"] for r in rows if r["mode"] == "circular" and r["mixer_s"]}
     for L in sorted(by_len):
@@ -318,9 +330,10 @@ def print_breakdown(rows: list[dict[str, Any]]) -> None:
 
 
 def part_crossover(settings: Settings) -> list[dict[str, Any]]:
-    from globalconv.ops import resolve_backend
+    from globalconv.ops import native, resolve_backend
 
     B, D, dev = settings.batch, settings.dim, settings.device
+    with_native = torch.device(dev).type == "cpu" and native.available()
     rows = []
     for mode in settings.modes:
         direct_alive, losing = True, 0
@@ -329,12 +342,14 @@ def part_crossover(settings: Settings) -> list[dict[str, Any]]:
                 "fft": op_step(mode, "fft", B, L, D, dev),
                 "auto": op_step(mode, "auto", B, L, D, dev),
             }
+            if with_native:
+                candidates["native"] = op_step(mode, "native", B, L, D, dev)
             if direct_alive:
                 candidates["direct"] = op_step(mode, "direct", B, L, D, dev)
             t = bench.time_interleaved(
                 candidates, repeats=settings.repeats, warmup=settings.warmup, device=dev
             )
-            best = min(t["fft"], t.get("direct", float("inf")))
+            best = min(t["fft"], t.get("direct", float("inf")), t.get("native", float("inf")))
             rows.append(
                 {
                     "mode": mode,
@@ -342,6 +357,7 @@ def part_crossover(settings: Settings) -> list[dict[str, Any]]:
                     "direct_s": t.get("direct"),
                     "plain_s": t.get("plain"),
                     "fft_s": t["fft"],
+                    "native_s": t.get("native"),
                     "auto": resolve_backend("auto", L, mode, dev),
                     "auto_s": t["auto"],
                     "auto_over_best": t["auto"] / best,
@@ -364,6 +380,8 @@ def print_crossover(rows: list[dict[str, Any]]) -> None:
             ("direct ms", lambda r: ms(r["direct_s"])),
             ("fft ms", lambda r: ms(r["fft_s"])),
             ("direct/fft", lambda r: ratio(r["direct_s"], r["fft_s"])),
+            ("native ms", lambda r: ms(r.get("native_s"))),
+            ("fft/native", lambda r: ratio(r["fft_s"], r.get("native_s"))),
             ("auto", lambda r: r["auto"]),
             ("auto ms", lambda r: ms(r["auto_s"])),
             ("auto/best", lambda r: f"{r['auto_over_best']:.2f}"),

@@ -77,8 +77,13 @@ EXTRA_FLOP_FORMULAS = {
 
 
 def measure_flops(fn: Callable[[], Any]) -> int:
-    """FLOPs counted while running ``fn()`` (forward, and backward if fn calls it)."""
-    with FlopCounterMode(display=False, custom_mapping=EXTRA_FLOP_FORMULAS) as counter:
+    """FLOPs counted while running ``fn()`` (forward, and backward if fn calls it). The counter
+    sees torch's operators only, so the operator's compiled kernel is suspended meanwhile
+    (``auto`` takes torch.fft, the same transforms)."""
+    with (
+        ops.native.suspended(),
+        FlopCounterMode(display=False, custom_mapping=EXTRA_FLOP_FORMULAS) as counter,
+    ):
         fn()
     return int(counter.get_total_flops())
 

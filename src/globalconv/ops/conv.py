@@ -12,9 +12,12 @@ n is a sequence's true length (``lengths[b]``, or L), outputs at t >= n are 0:
 Three backends compute the same function: ``direct`` is the literal O(L^2 D) depthwise
 ``conv1d`` with a length-L kernel; ``fft`` is O(L D log L) with real FFTs through ``torch.fft``
 (circular at size n, causal and full zero padded to a 5-smooth length so nothing wraps), on a
-(B, D, N) copy of the input; ``pocketfft`` (CPU only) is the same FFT path through
-``scipy.fft``, transforming the (B, L, D) input along its strided length axis, with no layout
-copies (``globalconv.ops.pocketfft``). ``auto`` picks by device, mode and size from measurement
+(B, D, N) copy of the input; ``native`` (CPU only) is the same FFT path as one compiled kernel
+that transforms the (B, L, D) input along its length axis where it lies, vectorised across
+channels, with the spectral products fused in (``globalconv.ops.native``; transform sizes that
+are powers of two, built on first use with the system's C++ compiler); ``pocketfft`` (CPU only)
+is the FFT path through ``scipy.fft`` along the strided axis (``globalconv.ops.pocketfft``).
+``auto`` picks by device, mode and size from measurement
 (see ``resolve_backend``; FlashFFTConv for causal bf16/fp16 CUDA calls when installed, see
 ``globalconv.ops.flash``).
 """
@@ -23,18 +26,18 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from globalconv.ops import fft, flash, pocketfft
+from globalconv.ops import fft, flash, native, pocketfft
 
 Mode = Literal["circular", "causal", "full"]
-Backend = Literal["auto", "direct", "fft", "pocketfft"]
+Backend = Literal["auto", "direct", "fft", "native", "pocketfft"]
 MODES = ("circular", "causal", "full")
-BACKENDS = ("auto", "direct", "fft", "pocketfft")
+BACKENDS = ("auto", "direct", "fft", "native", "pocketfft")
 
 # `auto` takes the direct path up to this length. Measured with `globalconv bench op --parts
 # crossover` (2-core CPU, B*D from 8 to 4096, 1 and 2 threads): the FFT path was never
@@ -83,7 +86,7 @@ def global_conv(
 
     # computed in `dtype` whatever autocast says: it would push the direct path's conv1d to bf16
     with torch.autocast(x.device.type, enabled=False):
-        spectral = pocketfft.spectral_conv if backend == "pocketfft" else fft.spectral_conv
+        spectral = _SPECTRAL.get(backend)
         if mode == "circular" and backend == "direct":
             y = _circular_direct(x, kernel, lengths)
         elif mode == "circular":
@@ -109,10 +112,12 @@ def _check(x: Tensor, kernel: Tensor, mode: str, lengths: Tensor | None, backend
         raise ValueError(f"unknown mode {mode!r}; expected one of {', '.join(MODES)}")
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; expected one of {', '.join(BACKENDS)}")
-    if backend == "pocketfft" and isinstance(x, Tensor) and x.device.type != "cpu":
+    if backend in ("pocketfft", "native") and isinstance(x, Tensor) and x.device.type != "cpu":
         raise ValueError(
-            f"backend 'pocketfft' runs on CPU only, got x on {x.device}; use backend='fft'"
+            f"backend {backend!r} runs on CPU only, got x on {x.device}; use backend='fft'"
         )
+    if backend == "native":
+        _check_native()
     if not isinstance(x, Tensor) or x.dim() != 3:
         shape = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
         raise ValueError(f"x must have shape (B, L, D), got {shape}")
@@ -188,14 +193,37 @@ def _taps_within(kernel: Tensor, mode: str, K: int, L: int) -> Tensor:
 
 def resolve_backend(
     backend: Backend, L: int, mode: Mode = "circular", device: torch.device | str = "cpu"
-) -> Literal["direct", "fft", "pocketfft"]:
+) -> Literal["direct", "fft", "native", "pocketfft"]:
     """The backend ``auto`` stands for at length L, in this mode, on this device."""
     if backend != "auto":
         return backend
     if L <= AUTO_DIRECT_MAX_LEN:
         return "direct"
-    cpu = torch.device(device).type == "cpu"
-    return "pocketfft" if cpu and fft_size(mode, L) <= AUTO_POCKETFFT_MAX_N[mode] else "fft"
+    if torch.device(device).type != "cpu":
+        return "fft"
+    if native_fits(mode, L) and native.available():
+        return "native"
+    return "pocketfft" if fft_size(mode, L) <= AUTO_POCKETFFT_MAX_N[mode] else "fft"
+
+
+def native_fits(mode: Mode, L: int) -> bool:
+    """Whether ``auto`` takes the native kernel (on CPU, where it builds) at length L.
+
+    It transforms powers of two. Circular mode transforms L itself, so it fits where L is one;
+    elsewhere ``backend='native'`` pads to 2L as for ragged lengths, measured 2x slower than
+    torch.fft at size L, so ``auto`` keeps torch.fft there. The zero-padded modes take the next
+    power of two, less than twice the fft path's 5-smooth size, and the kernel was faster at
+    every length measured, 1.07x even where its size is 1.82x (`globalconv bench op --parts
+    crossover`, L = 8 to 4096, 2-core CPU; README)."""
+    return native.supports(L) if mode == "circular" else True
+
+
+def _check_native() -> None:
+    reason = native.unavailable_reason()
+    if reason is not None:
+        raise native.NativeUnavailable(
+            f"backend 'native' is unavailable here: {reason}; use backend='fft' (auto does)"
+        )
 
 
 def fft_size(mode: Mode, L: int) -> int:
@@ -267,25 +295,37 @@ def _linear_direct(x: Tensor, kernel: Tensor, mode: str) -> Tensor:
 
 
 # ---------------------------------------------------------------------------------------------
-# fft and pocketfft backends: the same formulas through either spectral_conv
-
-SpectralConv = Callable[..., Tensor]
+# fft, native and pocketfft backends: the same formulas through each one's spectral_conv
 
 
-def _circular_fft(
-    x: Tensor, kernel: Tensor, lengths: Tensor | None, spectral_conv: SpectralConv
-) -> Tensor:
+class _Spectral(NamedTuple):
+    conv: Callable[..., Tensor]  # spectral_conv(x, kernel, n_fft, correlate=, out_len=)
+    size: Callable[[int], int]  # the transform size it takes for at least n points
+    takes: Callable[[int], bool]  # whether it transforms exactly n points
+
+
+_SPECTRAL = {
+    "fft": _Spectral(fft.spectral_conv, fast_fft_size, lambda n: True),
+    "native": _Spectral(native.spectral_conv, native.transform_size, native.supports),
+    "pocketfft": _Spectral(pocketfft.spectral_conv, fast_fft_size, lambda n: True),
+}
+
+
+def _circular_fft(x: Tensor, kernel: Tensor, lengths: Tensor | None, spectral: _Spectral) -> Tensor:
     B, L, D = x.shape
-    if lengths is None:  # circular cross-correlation at size L: Y = conj(K) * X
-        return spectral_conv(x, kernel[:L], L, correlate=True, out_len=L)
-    # Ragged lengths: each sequence wraps at its own n. With x zero beyond n and the kernel cut
-    # to n taps, the linear correlation u[m] = sum_{s<n} k[s] x[m+s] gives
-    # y[t] = u[t] + u[t-n]  (the second term is the wrapped part), for t < n.
-    N = fast_fft_size(2 * L)
+    if lengths is None and spectral.takes(L):  # cross-correlation at size L: Y = conj(K) * X
+        return spectral.conv(x, kernel[:L], L, correlate=True, out_len=L)
+    # Ragged lengths (or a size the transform does not take): each sequence wraps at its own n.
+    # With x zero beyond n and the kernel cut to n taps, the linear correlation
+    # u[m] = sum_{s<n} k[s] x[m+s] gives y[t] = u[t] + u[t-n] (the wrapped part), for t < n.
+    N = spectral.size(2 * L)
     taps = torch.arange(L, device=x.device)
     T = min(kernel.shape[0], L)  # >= every n (checked)
+    if lengths is None:
+        u = spectral.conv(x, kernel[:T], N, correlate=True, out_len=N)  # (B, N, D), u[m mod N]
+        return u[:, :L] + u[:, (taps - L) % N]
     k = kernel[:T].unsqueeze(0) * (taps[None, :T] < lengths[:, None]).to(x.dtype)[..., None]
-    u = spectral_conv(x, k, N, correlate=True, out_len=N)  # (B, N, D), u[m mod N]
+    u = spectral.conv(x, k, N, correlate=True, out_len=N)
     t = taps[None, :].expand(B, L)
     wrapped = (t - lengths[:, None]) % N
     index = lambda i: i[..., None].expand(B, L, D)  # noqa: E731
@@ -293,16 +333,16 @@ def _circular_fft(
     return y * _valid_mask(lengths, L, y.dtype)
 
 
-def _linear_fft(x: Tensor, kernel: Tensor, mode: str, spectral_conv: SpectralConv) -> Tensor:
+def _linear_fft(x: Tensor, kernel: Tensor, mode: str, spectral: _Spectral) -> Tensor:
     # Zero padded to N, an output t < L reads x at t - s (causal, s < taps) or t + s (full,
     # |s| <= h): those reads wrap around onto x's zero tail, never onto x, once N >= L + taps - 1
     # (causal) or N >= L + h (full), so the circular result is the linear one.
     L = x.shape[1]
     taps = kernel.shape[0]
     if mode == "causal":  # linear convolution
-        return spectral_conv(x, kernel, fast_fft_size(L + taps - 1), correlate=False, out_len=L)
+        return spectral.conv(x, kernel, spectral.size(L + taps - 1), correlate=False, out_len=L)
     # full: correlation with offsets -h..h, h = (taps-1)/2; rotate so offset 0 sits at index 0
     half = (taps - 1) // 2
-    N = fast_fft_size(L + half)
+    N = spectral.size(L + half)
     rotated = torch.roll(F.pad(kernel, (0, 0, 0, N - taps)), -half, dims=0)
-    return spectral_conv(x, rotated, N, correlate=True, out_len=L)
+    return spectral.conv(x, rotated, N, correlate=True, out_len=L)

@@ -1,0 +1,276 @@
+"""The FFT path as one compiled kernel, CPU only: real FFTs along the length axis of the user's
+(B, L, D) layout, vectorised across channels, with the spectral products fused in
+(``native_fft.cpp`` beside this file says how).
+
+The same function as ``globalconv.ops.fft.spectral_conv`` (see its formulas) for transform sizes
+that are powers of two: x and grad_y are each read once and the outputs written once, with no
+(B, L, D) <-> (B, D, N) copies; the forward keeps the input's spectrum X (the input's size) and
+the kernel's for the backward; the kernel gradient's batch sum is taken strip by strip in cache.
+
+The kernel is compiled on first use with the system's C++ compiler (``$CXX`` or ``c++``, with
+OpenMP, ``-march=native``) into a cache directory (``$GLOBALCONV_CACHE_DIR``, else
+``~/.cache/globalconv``), keyed by the source, the compiler and the CPU, under a file lock so
+that parallel workers build it once; a second of compiling, once per machine. Where it cannot be
+built, ``available()`` is False and says why (``unavailable_reason()``), and ``auto`` keeps the
+torch.fft path; ``GLOBALCONV_NATIVE=0`` turns it off. Its OpenMP threads are torch's own (the
+library links the OpenMP runtime torch has loaded), ``torch.get_num_threads()`` of them.
+
+Only first derivatives: the backward is not itself differentiable.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import cache
+from pathlib import Path
+
+import torch
+from torch import Tensor
+from torch.autograd.function import once_differentiable
+
+SOURCE = Path(__file__).with_name("native_fft.cpp")
+FLAGS = ("-O3", "-march=native", "-fno-math-errno", "-fopenmp", "-shared", "-fPIC", "-std=c++17")
+MIN_SIZE = 4  # the packed real transform needs N/2 >= 2
+
+
+class NativeUnavailable(RuntimeError):
+    """The compiled kernel cannot be built or loaded here; the message says why."""
+
+
+def supports(n_fft: int) -> bool:
+    """Whether the kernel transforms this size: a power of two, at least MIN_SIZE."""
+    return n_fft >= MIN_SIZE and n_fft & (n_fft - 1) == 0
+
+
+def transform_size(n: int) -> int:
+    """The smallest size >= n the kernel transforms (a power of two)."""
+    return max(MIN_SIZE, 1 << (max(n, 1) - 1).bit_length())
+
+
+def available() -> bool:
+    """Whether the kernel is built (building it now if needed) and loads."""
+    return unavailable_reason() is None
+
+
+def unavailable_reason() -> str | None:
+    """Why the kernel is unavailable, or None when it is available."""
+    if _suspensions:
+        return "suspended (inside native.suspended())"
+    try:
+        _library()
+    except NativeUnavailable as error:
+        return str(error)
+    return None
+
+
+_suspensions: list[None] = []
+
+
+@contextmanager
+def suspended() -> Iterator[None]:
+    """Within, the kernel counts as unavailable, so ``auto`` takes torch.fft: for tools that see
+    torch's operators only (torch's FLOP counter, the profiler)."""
+    _suspensions.append(None)
+    try:
+        yield
+    finally:
+        _suspensions.pop()
+
+
+def spectral_conv(
+    x: Tensor, kernel: Tensor, n_fft: int, *, correlate: bool, out_len: int
+) -> Tensor:
+    """y[b, t, c] = sum_s k[s, c] * x[b, (t -/+ s) mod n_fft, c] for t < out_len; (B, out_len, D).
+
+    x (B, L, D) and kernel (T, D) or (B, T, D) are real float32 or float64 CPU tensors, L, T and
+    out_len at most ``n_fft``, a power of two. ``correlate`` picks t+s over t-s.
+    """
+    if x.device.type != "cpu":
+        raise ValueError(f"backend 'native' runs on CPU only, got x on {x.device}; use 'fft'")
+    if not supports(n_fft):
+        raise ValueError(f"backend 'native' transforms powers of two >= {MIN_SIZE}, got {n_fft}")
+    if x.dtype not in (torch.float32, torch.float64) or kernel.dtype != x.dtype:
+        raise ValueError(
+            f"backend 'native' takes float32 or float64 x and kernel of one dtype, got "
+            f"{x.dtype} and {kernel.dtype}"
+        )
+    if max(x.shape[1], kernel.shape[-2], out_len) > n_fft:
+        raise ValueError(
+            f"lengths {x.shape[1]} (x), {kernel.shape[-2]} (kernel), {out_len} (output) must be "
+            f"at most the transform size {n_fft}"
+        )
+    return _NativeSpectralConv.apply(x, kernel, n_fft, correlate, out_len)
+
+
+# ---------------------------------------------------------------------------------------------
+# the autograd function
+
+
+def _ready(t: Tensor) -> Tensor:
+    return t.detach().resolve_neg().contiguous()
+
+
+def _ptr(t: Tensor | None) -> ctypes.c_void_p:
+    return ctypes.c_void_p(None if t is None else t.data_ptr())
+
+
+def _complex(dtype: torch.dtype) -> torch.dtype:
+    return torch.complex64 if dtype == torch.float32 else torch.complex128
+
+
+def _call(name: str, dtype: torch.dtype, *args) -> None:
+    suffix = "f32" if dtype == torch.float32 else "f64"
+    getattr(_library(), f"gc_{name}_{suffix}")(*args, torch.get_num_threads())
+
+
+class _NativeSpectralConv(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x: Tensor, kernel: Tensor, n_fft: int, correlate: bool, out_len: int):
+        x = _ready(x)
+        B, L, D = x.shape
+        batched = kernel.dim() == 3
+        k = _ready(kernel if batched else kernel.unsqueeze(0))  # (1 or B, T, D)
+        F = n_fft // 2 + 1
+        K = x.new_empty(k.shape[0], F, D, dtype=_complex(x.dtype))
+        _call("rfft", x.dtype, _ptr(k), k.shape[0], k.shape[1], D, n_fft, _ptr(K))
+        # the kernel gradient needs the input's spectrum
+        X = x.new_empty(B, F, D, dtype=K.dtype) if ctx.needs_input_grad[1] else None
+        y = x.new_empty(B, out_len, D)
+        _call(
+            "forward", x.dtype,
+            _ptr(x), B, L, D, _ptr(K), k.shape[0], int(correlate), n_fft, _ptr(y), out_len, _ptr(X),
+        )  # fmt: skip
+        ctx.save_for_backward(K, X)
+        ctx.shape = (L, k.shape[1], n_fft, correlate, batched)
+        return y
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_y: Tensor):
+        K, X = ctx.saved_tensors
+        L, taps, n_fft, correlate, batched = ctx.shape
+        need_x, need_k = ctx.needs_input_grad[:2]
+        g = _ready(grad_y)
+        B, out_len, D = g.shape
+        grad_x = g.new_empty(B, L, D) if need_x else None
+        grad_k = g.new_empty(B if batched else 1, taps, D) if need_k else None
+        _call(
+            "backward", g.dtype,
+            _ptr(g), B, out_len, D, _ptr(K), K.shape[0], int(correlate), n_fft,
+            _ptr(grad_x), L, _ptr(X if need_k else None), _ptr(grad_k), taps,
+        )  # fmt: skip
+        if grad_k is not None and not batched:
+            grad_k = grad_k[0]
+        return grad_x, grad_k, None, None, None
+
+
+# ---------------------------------------------------------------------------------------------
+# building and loading
+
+_INT = ctypes.c_int
+_PTR = ctypes.c_void_p
+_SIGNATURES = {
+    "rfft": [_PTR, _INT, _INT, _INT, _INT, _PTR, _INT],
+    "forward": [_PTR, _INT, _INT, _INT, _PTR, _INT, _INT, _INT, _PTR, _INT, _PTR, _INT],
+    "backward": [
+        _PTR,
+        _INT,
+        _INT,
+        _INT,
+        _PTR,
+        _INT,
+        _INT,
+        _INT,
+        _PTR,
+        _INT,
+        _PTR,
+        _PTR,
+        _INT,
+        _INT,
+    ],
+}
+
+
+def cache_dir() -> Path:
+    """Where built kernels are kept: $GLOBALCONV_CACHE_DIR, else $XDG_CACHE_HOME/globalconv."""
+    if os.environ.get("GLOBALCONV_CACHE_DIR"):
+        return Path(os.environ["GLOBALCONV_CACHE_DIR"])
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "globalconv"
+
+
+@cache
+def _library() -> ctypes.CDLL:
+    """The built and loaded kernel (built on first use); raises NativeUnavailable."""
+    if os.environ.get("GLOBALCONV_NATIVE", "1") == "0":
+        raise NativeUnavailable("turned off by GLOBALCONV_NATIVE=0")
+    if platform.system() != "Linux":
+        raise NativeUnavailable(f"built on Linux only, not on {platform.system()}")
+    compiler = os.environ.get("CXX") or shutil.which("c++") or shutil.which("g++")
+    if not compiler:
+        raise NativeUnavailable("no C++ compiler found (set $CXX or install g++)")
+    path = _build(compiler)
+    try:
+        library = ctypes.CDLL(str(path))
+    except OSError as error:
+        raise NativeUnavailable(f"the built kernel {path} does not load: {error}") from None
+    for name, argtypes in _SIGNATURES.items():
+        for suffix in ("f32", "f64"):
+            function = getattr(library, f"gc_{name}_{suffix}")
+            function.argtypes, function.restype = argtypes, None
+    return library
+
+
+def _build(compiler: str) -> Path:
+    """The kernel's shared library for this source, compiler and CPU, compiled if not cached."""
+    from filelock import FileLock
+
+    try:
+        version = subprocess.run(
+            [compiler, "--version"], capture_output=True, text=True, timeout=60, check=True
+        ).stdout
+    except (OSError, subprocess.SubprocessError) as error:
+        raise NativeUnavailable(f"the C++ compiler {compiler!r} does not run: {error}") from None
+    key = hashlib.sha256()
+    for part in (SOURCE.read_bytes(), version.encode(), " ".join(FLAGS).encode(), _cpu().encode()):
+        key.update(part)
+    directory = cache_dir() / "native"
+    path = directory / f"native_fft-{key.hexdigest()[:16]}.so"
+    if path.exists():
+        return path
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        with FileLock(str(path) + ".lock"):
+            if path.exists():  # built by another process while we waited
+                return path
+            with tempfile.TemporaryDirectory(dir=directory) as scratch:
+                built = Path(scratch) / path.name
+                command = [compiler, *FLAGS, str(SOURCE), "-o", str(built)]
+                result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+                if result.returncode != 0:
+                    first = (result.stderr.strip().splitlines() or ["(no output)"])[0]
+                    raise NativeUnavailable(f"compiling the kernel failed: {first}")
+                os.replace(built, path)  # atomic: a reader sees the whole library or none
+    except OSError as error:
+        raise NativeUnavailable(f"cannot write the kernel to {directory}: {error}") from None
+    except subprocess.TimeoutExpired:
+        raise NativeUnavailable("compiling the kernel took over 300 s") from None
+    return path
+
+
+def _cpu() -> str:
+    """What -march=native compiles for: the CPU's model and feature flags."""
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        return platform.machine()
+    wanted = ("model name", "flags", "Features", "CPU part")
+    return "\n".join(sorted({line for line in lines if line.split(":")[0].strip() in wanted}))

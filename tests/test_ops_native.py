@@ -1,0 +1,185 @@
+"""The native kernel (globalconv.ops.native): exactness beyond what the shared backend tests in
+test_ops.py / test_ops_fast.py cover (full strips, batched kernels, threads, sizes), the build
+cache, and how ``auto`` and explicit calls behave where it cannot be built."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+import torch
+
+from globalconv.ops import global_conv, native, resolve_backend
+
+needs_compiler = pytest.mark.skipif(
+    shutil.which("c++") is None and shutil.which("g++") is None, reason="no C++ compiler"
+)
+
+
+@pytest.fixture
+def fresh_build(monkeypatch, tmp_path):
+    """An empty kernel cache in tmp_path; the loaded library forgotten before and after."""
+    monkeypatch.setenv("GLOBALCONV_CACHE_DIR", str(tmp_path))
+    native._library.cache_clear()
+    yield tmp_path
+    native._library.cache_clear()
+
+
+def reference(x, kernel, n_fft, correlate, out_len):
+    """irfft(rfft(x) * M)[:out_len] in float64 through torch.fft, M = K or conj(K)."""
+    X = torch.fft.rfft(x.double(), n=n_fft, dim=1)
+    K = torch.fft.rfft(kernel.double(), n=n_fft, dim=-2)
+    return torch.fft.irfft(X * (K.conj() if correlate else K), n=n_fft, dim=1)[:, :out_len]
+
+
+@needs_compiler
+def test_the_kernel_builds_here():
+    """CI and the development machines have a compiler: the kernel must build there, so that
+    the tests below never skip silently."""
+    assert native.unavailable_reason() is None
+
+
+@needs_compiler
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("batched", [False, True])
+@pytest.mark.parametrize(
+    "B, L, T, D, n_fft, out_len",
+    [
+        (3, 64, 64, 70, 64, 64),  # full strips of 32 (float) / 16 (double) and a partial one
+        (2, 5, 3, 33, 16, 16),  # zero padding of x and kernel, whole transform out
+        (1, 2, 2, 1, 4, 3),  # the smallest size (N/2 = 2 points) and one channel
+        (2, 40, 79, 16, 128, 40),  # a kernel longer than x
+        (2, 512, 512, 8, 512, 512),  # log2(N/2) even: radix-4 passes only
+    ],
+)
+def test_forward_and_gradients_match_float64_torch_fft(dtype, batched, B, L, T, D, n_fft, out_len):
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(B, L, D, generator=g, dtype=dtype, requires_grad=True)
+    kshape = (B, T, D) if batched else (T, D)
+    kernel = torch.randn(*kshape, generator=g, dtype=dtype, requires_grad=True)
+    grad = torch.randn(B, out_len, D, generator=g, dtype=dtype)
+    tol = dict(rtol=1e-4, atol=1e-4) if dtype == torch.float32 else dict(rtol=1e-10, atol=1e-10)
+    for correlate in (False, True):
+        y = native.spectral_conv(x, kernel, n_fft, correlate=correlate, out_len=out_len)
+        gx, gk = torch.autograd.grad(y, (x, kernel), grad)
+        x64 = x.detach().double().requires_grad_()
+        k64 = kernel.detach().double().requires_grad_()
+        want = reference(x64, k64, n_fft, correlate, out_len)
+        wx, wk = torch.autograd.grad(want, (x64, k64), grad.double())
+        for got, ref in ((y, want), (gx, wx), (gk, wk)):
+            assert got.dtype == dtype
+            torch.testing.assert_close(got.double(), ref, **tol)
+
+
+@needs_compiler
+def test_results_do_not_depend_on_the_thread_count():
+    """Strips are independent and the kernel gradient sums the batch in order within a strip,
+    so one thread and two give the same bits."""
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(4, 256, 96, generator=g, requires_grad=True)
+    kernel = torch.randn(256, 96, generator=g, requires_grad=True)
+    grad = torch.randn(4, 256, 96, generator=g)
+    threads = torch.get_num_threads()
+    results = []
+    try:
+        for n in (1, 2):
+            torch.set_num_threads(n)
+            y = global_conv(x, kernel, backend="native")
+            results.append((y, *torch.autograd.grad(y, (x, kernel), grad)))
+    finally:
+        torch.set_num_threads(threads)
+    for one, two in zip(*results, strict=True):
+        assert torch.equal(one, two)
+
+
+@needs_compiler
+@pytest.mark.parametrize("mode", ["circular", "causal", "full"])
+def test_non_power_of_two_lengths_are_exact_through_padding(mode):
+    """Circular mode at L = 48 (not a power of two) runs the ragged formula at N = 128."""
+    g = torch.Generator().manual_seed(2)
+    x = torch.randn(2, 48, 5, generator=g, dtype=torch.float64)
+    kernel = torch.randn(95 if mode == "full" else 48, 5, generator=g, dtype=torch.float64)
+    torch.testing.assert_close(
+        global_conv(x, kernel, mode=mode, backend="native"),
+        global_conv(x, kernel, mode=mode, backend="direct"),
+    )
+
+
+def test_sizes_it_takes():
+    assert [n for n in range(1, 70) if native.supports(n)] == [4, 8, 16, 32, 64]
+    assert [native.transform_size(n) for n in (1, 4, 5, 64, 65)] == [4, 4, 8, 64, 128]
+    with pytest.raises(ValueError, match="powers of two"):
+        native.spectral_conv(torch.zeros(1, 6, 1), torch.zeros(6, 1), 6, correlate=True, out_len=6)
+    with pytest.raises(ValueError, match="at most the transform size"):
+        native.spectral_conv(torch.zeros(1, 9, 1), torch.zeros(8, 1), 8, correlate=True, out_len=8)
+    with pytest.raises(ValueError, match="float32 or float64"):
+        native.spectral_conv(
+            torch.zeros(1, 8, 1), torch.zeros(8, 1).double(), 8, correlate=True, out_len=8
+        )
+
+
+@needs_compiler
+def test_auto_takes_native_on_cpu_where_it_fits():
+    assert resolve_backend("auto", 64, "circular") == "native"
+    assert resolve_backend("auto", 48, "circular") == "fft"  # 48 is not a power of two
+    assert resolve_backend("auto", 2, "circular") == "fft"  # below the smallest size, 4
+    for mode in ("causal", "full"):  # padded to the next power of two: always
+        assert all(resolve_backend("auto", L, mode) == "native" for L in (1, 48, 1100))
+    assert resolve_backend("auto", 64, "circular", "cuda") == "fft"
+    x = torch.randn(2, 128, 3, requires_grad=True)
+    name = type(global_conv(x, torch.randn(128, 3)).grad_fn).__name__
+    assert name == "_NativeSpectralConvBackward"
+
+
+def test_where_it_cannot_build_auto_keeps_torch_fft_and_explicit_calls_say_why(
+    fresh_build, monkeypatch
+):
+    monkeypatch.setenv("CXX", "/nonexistent/c++")
+    assert not native.available()
+    assert "does not run" in native.unavailable_reason()
+    assert resolve_backend("auto", 64, "circular") == "fft"
+    x = torch.randn(1, 64, 2, dtype=torch.float64)
+    kernel = torch.randn(64, 2, dtype=torch.float64)
+    torch.testing.assert_close(global_conv(x, kernel), global_conv(x, kernel, backend="direct"))
+    with pytest.raises(native.NativeUnavailable, match="backend 'native' is unavailable here"):
+        global_conv(x, torch.randn(64, 2), backend="native")
+
+
+def test_it_can_be_turned_off(fresh_build, monkeypatch):
+    monkeypatch.setenv("GLOBALCONV_NATIVE", "0")
+    assert native.unavailable_reason() == "turned off by GLOBALCONV_NATIVE=0"
+
+
+@needs_compiler
+def test_a_failing_compile_is_reported_and_leaves_no_library(fresh_build, monkeypatch):
+    broken = fresh_build / "broken.cpp"
+    broken.write_text("this is not C++\n")
+    monkeypatch.setattr(native, "SOURCE", broken)
+    assert "compiling the kernel failed" in native.unavailable_reason()
+    assert not list((fresh_build / "native").glob("*.so"))
+
+
+@needs_compiler
+def test_the_build_is_cached_by_source_compiler_and_cpu(fresh_build, monkeypatch):
+    assert native.available()
+    built = list((fresh_build / "native").glob("native_fft-*.so"))
+    assert len(built) == 1
+    calls = []
+    real_run = native.subprocess.run
+    spy = lambda cmd, **kw: calls.append(cmd) or real_run(cmd, **kw)  # noqa: E731
+    monkeypatch.setattr(native.subprocess, "run", spy)
+    native._library.cache_clear()
+    assert native.available()  # loaded from the cache: the compiler is only asked its version
+    assert all("--version" in cmd for cmd in calls), calls
+    monkeypatch.setattr(native, "_cpu", lambda: "another CPU")
+    assert native._build(shutil.which("c++") or "g++") != built[0]  # another key, another build
+
+
+@needs_compiler
+def test_suspended_hands_auto_back_to_torch_fft():
+    """For tools that see torch's operators only (the FLOP counter)."""
+    assert resolve_backend("auto", 1024, "circular") == "native"
+    with native.suspended():
+        assert resolve_backend("auto", 1024, "circular") == "fft"
+        assert "suspended" in native.unavailable_reason()
+    assert native.available()
