@@ -20,6 +20,10 @@ def test_every_part_runs_and_writes_its_numbers(tmp_path, capsys):
     text = capsys.readouterr().out
     for column in [
         "op/floor",
+        "native/floor",
+        "native fwd/floor",
+        "fft/native",
+        "native peak/input",
         "pocket/floor",
         "fwd/floor",
         "pocket fwd/floor",
@@ -34,8 +38,13 @@ def test_every_part_runs_and_writes_its_numbers(tmp_path, capsys):
     data = json.loads(out.read_text())
     table = {r["mode"]: r for r in data["table"]}
     assert table["circular"]["op_s"] > 0 and table["circular"]["attention_s"] > 0
-    for row in data["table"]:  # both FFT paths, forward+backward and forward only
-        assert min(row[k] for k in ("forward_s", "pocketfft_s", "pocketfft_forward_s")) > 0
+    for row in data["table"]:  # every FFT path, forward+backward and forward only
+        paths = ("forward_s", "native_s", "native_forward_s", "pocketfft_s", "pocketfft_forward_s")
+        assert min(row[k] for k in paths) > 0
+    assert all(r["native_s"] > 0 for r in data["crossover"])
+    assert all(
+        r["native_peak_over_input"] > r["native_saved_over_input"] > 0 for r in data["memory"]
+    )
     assert table["circular"]["plain_s"] > 0 and table["full"]["plain_s"] is None
     assert table["full"]["attention_s"] is None  # no mixer runs the full mode
     assert [r["L"] for r in data["crossover"] if r["mode"] == "circular"] == [8, 16]

@@ -5,6 +5,8 @@ cache, and how ``auto`` and explicit calls behave where it cannot be built."""
 from __future__ import annotations
 
 import shutil
+import subprocess
+from pathlib import Path
 
 import pytest
 import torch
@@ -183,3 +185,29 @@ def test_suspended_hands_auto_back_to_torch_fft():
         assert resolve_backend("auto", 1024, "circular") == "fft"
         assert "suspended" in native.unavailable_reason()
     assert native.available()
+
+
+@needs_compiler
+def test_the_kernel_is_clean_under_address_and_undefined_behaviour_sanitizers(tmp_path):
+    compiler = shutil.which("c++") or shutil.which("g++")
+    harness = Path(__file__).with_name("native") / "sanitize_kernel.cpp"
+    binary = tmp_path / "sanitize_kernel"
+    flags = ["-O1", "-g", "-fsanitize=address,undefined", "-fno-sanitize-recover=all"]
+    build = [compiler, *flags, "-fopenmp", "-std=c++17", str(harness), str(native.SOURCE)]
+    built = subprocess.run([*build, "-o", str(binary)], capture_output=True, text=True)
+    if built.returncode != 0 and "sanitize" in built.stderr:  # a compiler without the runtimes
+        pytest.skip(f"no sanitizer runtime: {built.stderr.strip().splitlines()[0]}")
+    assert built.returncode == 0, built.stderr
+    ran = subprocess.run([str(binary)], capture_output=True, text=True, timeout=300)
+    assert ran.returncode == 0 and ran.stdout.strip() == "ok", ran.stdout + ran.stderr
+
+
+@needs_compiler
+def test_an_unwritable_cache_falls_back_to_the_temp_directory(fresh_build, monkeypatch):
+    blocked = fresh_build / "a-file"
+    blocked.write_text("not a directory")
+    monkeypatch.setenv("GLOBALCONV_CACHE_DIR", str(blocked))
+    monkeypatch.setattr(native.tempfile, "tempdir", str(fresh_build / "tmp"))
+    (fresh_build / "tmp").mkdir()
+    assert native.available()
+    assert len(list((fresh_build / "tmp").glob("globalconv-*/native/native_fft-*.so"))) == 1

@@ -80,7 +80,7 @@ def test_operator_benchmark_becomes_floor_and_breakdown_tables(runs_dir, tmp_pat
     """A `globalconv bench op --json` file alone: its floor ratios and its time split."""
     bench = runs_dir / "bench-op.json"
     row = {"mode": "circular", "L": 4096, "op_s": 0.03, "floor_s": 0.006}
-    table = [row | {"mixer_s": 0.032, "attention_s": 1.6}]
+    table = [row | {"native_s": 0.015, "mixer_s": 0.032, "attention_s": 1.6}]
     shares = {"transforms_share": 0.4, "layout_share": 0.4, "products_share": 0.1}
     breakdown = [row | shares | {"other_share": 0.1}]
     data = {"device": "cpu", "where": "test CPU", "batch": 4, "dim": 256}
@@ -89,7 +89,7 @@ def test_operator_benchmark_becomes_floor_and_breakdown_tables(runs_dir, tmp_pat
         md = (report.build_report(runs_dir, tmp_path / "r", width=32) / "report.md").read_text()
     finally:
         bench.unlink()
-    assert "| circular | 4096 | 30 | 6 | 5.00 | 32 | 1.6e+03 | 50.00 |" in md
+    assert "| circular | 4096 | 30 | 6 | 5.00 | 2.50 | 32 | 1.6e+03 | 50.00 |" in md
     assert "| circular | 4096 | 5.00 | 2.00 | 2.00 | 0.50 | 0.50 |" in md
     assert "test CPU" in md and "No benchmark results" not in md
 

@@ -87,15 +87,16 @@ def test_degenerate_shapes_are_value_errors(shape, kernel_shape, message):
         global_conv(torch.randn(shape), torch.randn(kernel_shape))
 
 
+@pytest.mark.parametrize("backend", ["fft", "native"])
 @pytest.mark.parametrize("mode", ["circular", "causal", "full"])
-def test_double_backward_through_the_fft_backend_is_a_clear_error(mode):
+def test_double_backward_through_the_fft_backends_is_a_clear_error(mode, backend):
     x = torch.randn(2, 8, 3, dtype=torch.float64, requires_grad=True)
     kernel = torch.randn(8 if mode != "full" else 15, 3, dtype=torch.float64, requires_grad=True)
     (g,) = torch.autograd.grad(
         (global_conv(x, kernel, mode=mode, backend="direct") ** 2).sum(), x, create_graph=True
     )
     assert g.requires_grad  # the direct path has second derivatives
-    y = global_conv(x, kernel, mode=mode, backend="fft")
+    y = global_conv(x, kernel, mode=mode, backend=backend)
     with pytest.raises(RuntimeError, match="first derivatives only.*backend='direct'"):
         torch.autograd.grad((y**2).sum(), x, create_graph=True)
 

@@ -398,7 +398,10 @@ def print_crossover(rows: list[dict[str, Any]]) -> None:
 
 
 def part_memory(settings: Settings) -> list[dict[str, Any]]:
+    from globalconv.ops import native
+
     B, D, dev = settings.batch, settings.dim, settings.device
+    with_native = torch.device(dev).type == "cpu" and native.available()
     rows = []
     for mode in settings.modes:
         for L in settings.sizes:
@@ -412,7 +415,13 @@ def part_memory(settings: Settings) -> list[dict[str, Any]]:
                 "saved_over_input": saved / input_bytes,
                 "peak_over_input": bench.peak_bytes(step) / input_bytes,
                 "direct_peak_over_input": None,
+                "native_saved_over_input": None,
+                "native_peak_over_input": None,
             }
+            if with_native:  # tensors only: its own strip buffers are a few per thread
+                native_step = op_step(mode, "native", B, L, D, dev)
+                row["native_saved_over_input"] = _saved_bytes(native_step) / input_bytes
+                row["native_peak_over_input"] = bench.peak_bytes(native_step) / input_bytes
             if L <= settings.direct_max_len:
                 direct = op_step(mode, "direct", B, L, D, dev)
                 row["direct_peak_over_input"] = bench.peak_bytes(direct) / input_bytes
@@ -430,6 +439,8 @@ def print_memory(rows: list[dict[str, Any]]) -> None:
             ("input MiB", lambda r: f"{r['input_bytes'] / 2**20:.1f}"),
             ("saved/input", lambda r: f"{r['saved_over_input']:.2f}"),
             ("peak/input", lambda r: f"{r['peak_over_input']:.2f}"),
+            ("native saved/input", lambda r: ratio(r.get("native_saved_over_input"), 1)),
+            ("native peak/input", lambda r: ratio(r.get("native_peak_over_input"), 1)),
             ("direct peak/input", lambda r: ratio(r["direct_peak_over_input"], 1)),
         ],
     )

@@ -9,8 +9,9 @@ the kernel's for the backward; the kernel gradient's batch sum is taken strip by
 
 The kernel is compiled on first use with the system's C++ compiler (``$CXX`` or ``c++``, with
 OpenMP, ``-march=native``) into a cache directory (``$GLOBALCONV_CACHE_DIR``, else
-``~/.cache/globalconv``), keyed by the source, the compiler and the CPU, under a file lock so
-that parallel workers build it once; a second of compiling, once per machine. Where it cannot be
+``~/.cache/globalconv``; the temp directory where that cannot be written), keyed by the source,
+the compiler and the CPU, under a file lock so that parallel workers build it once; a couple of
+seconds of compiling, once per machine. Where it cannot be
 built, ``available()`` is False and says why (``unavailable_reason()``), and ``auto`` keeps the
 torch.fft path; ``GLOBALCONV_NATIVE=0`` turns it off. Its OpenMP threads are torch's own (the
 library links the OpenMP runtime torch has loaded), ``torch.get_num_threads()`` of them.
@@ -34,7 +35,6 @@ from pathlib import Path
 
 import torch
 from torch import Tensor
-from torch.autograd.function import once_differentiable
 
 SOURCE = Path(__file__).with_name("native_fft.cpp")
 FLAGS = ("-O3", "-march=native", "-fno-math-errno", "-fopenmp", "-shared", "-fPIC", "-std=c++17")
@@ -153,8 +153,12 @@ class _NativeSpectralConv(torch.autograd.Function):
         return y
 
     @staticmethod
-    @once_differentiable
     def backward(ctx, grad_y: Tensor):
+        if torch.is_grad_enabled():  # create_graph=True: a derivative of this backward is asked
+            raise RuntimeError(
+                "global_conv's native backend has first derivatives only; for second "
+                "derivatives (create_graph=True) use backend='direct'"
+            )
         K, X = ctx.saved_tensors
         L, taps, n_fft, correlate, batched = ctx.shape
         need_x, need_k = ctx.needs_input_grad[:2]
@@ -231,8 +235,6 @@ def _library() -> ctypes.CDLL:
 
 def _build(compiler: str) -> Path:
     """The kernel's shared library for this source, compiler and CPU, compiled if not cached."""
-    from filelock import FileLock
-
     try:
         version = subprocess.run(
             [compiler, "--version"], capture_output=True, text=True, timeout=60, check=True
@@ -242,27 +244,40 @@ def _build(compiler: str) -> Path:
     key = hashlib.sha256()
     for part in (SOURCE.read_bytes(), version.encode(), " ".join(FLAGS).encode(), _cpu().encode()):
         key.update(part)
-    directory = cache_dir() / "native"
-    path = directory / f"native_fft-{key.hexdigest()[:16]}.so"
+    name = f"native_fft-{key.hexdigest()[:16]}.so"
+    # a read-only cache directory (a shared home, a container) falls back to the temp directory
+    fallback = Path(tempfile.gettempdir()) / f"globalconv-{os.getuid()}"
+    errors = []
+    for directory in dict.fromkeys([cache_dir() / "native", fallback / "native"]):
+        try:
+            return _build_in(directory, name, compiler)
+        except OSError as error:
+            errors.append(f"{directory}: {error}")
+    raise NativeUnavailable(f"cannot write the kernel to {' nor '.join(errors)}")
+
+
+def _build_in(directory: Path, name: str, compiler: str) -> Path:
+    """directory/name, compiled there unless present; OSError where it cannot be written."""
+    from filelock import FileLock
+
+    path = directory / name
     if path.exists():
         return path
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-        with FileLock(str(path) + ".lock"):
-            if path.exists():  # built by another process while we waited
-                return path
-            with tempfile.TemporaryDirectory(dir=directory) as scratch:
-                built = Path(scratch) / path.name
-                command = [compiler, *FLAGS, str(SOURCE), "-o", str(built)]
+    directory.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(path) + ".lock"):
+        if path.exists():  # built by another process while we waited
+            return path
+        with tempfile.TemporaryDirectory(dir=directory) as scratch:
+            built = Path(scratch) / name
+            command = [compiler, *FLAGS, str(SOURCE), "-o", str(built)]
+            try:
                 result = subprocess.run(command, capture_output=True, text=True, timeout=300)
-                if result.returncode != 0:
-                    first = (result.stderr.strip().splitlines() or ["(no output)"])[0]
-                    raise NativeUnavailable(f"compiling the kernel failed: {first}")
-                os.replace(built, path)  # atomic: a reader sees the whole library or none
-    except OSError as error:
-        raise NativeUnavailable(f"cannot write the kernel to {directory}: {error}") from None
-    except subprocess.TimeoutExpired:
-        raise NativeUnavailable("compiling the kernel took over 300 s") from None
+            except subprocess.TimeoutExpired:
+                raise NativeUnavailable("compiling the kernel took over 300 s") from None
+            if result.returncode != 0:
+                first = (result.stderr.strip().splitlines() or ["(no output)"])[0]
+                raise NativeUnavailable(f"compiling the kernel failed: {first}")
+            os.replace(built, path)  # atomic: a reader sees the whole library or none
     return path
 
 
