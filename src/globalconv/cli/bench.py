@@ -65,20 +65,23 @@ the FFT floor, attention and the literal direct convolution.
 Parts (``--parts``, comma separated):
 
 * ``table``: for each mode and length, forward+backward and forward only of ``global_conv``
-  (input (B, L, D) as users pass it) through both FFT paths -- ``fft`` (torch.fft on a
-  (B, D, N) copy) and, on CPU, ``pocketfft`` (scipy.fft along the strided axis) -- against the
+  (input (B, L, D) as users pass it) through the FFT paths -- ``fft`` (torch.fft on a
+  (B, D, N) copy) and, on CPU, ``native`` (the compiled kernel along the (B, L, D) layout,
+  where it builds) and ``pocketfft`` (scipy.fft along the strided axis) -- against the
   *FFT floor*, one bare ``rfft`` + ``irfft`` pair over the length axis of a contiguous (B, D, N)
   tensor, N the mode's transform length (forward+backward needs two such pairs and the
   kernel's, the forward one); the direct path where feasible; for circular and causal also the
   plain composition it replaces (rfft, multiply, irfft under autograd) and the ``global_conv``
   mixer against the ``attention`` mixer (SDPA) at the same B, L, D. Last column: what
   ``backend="auto"`` picks.
-* ``breakdown``: where the operator's time goes: the operator and the floor timed side by side,
-  and the operator's time split by ``torch.profiler`` into transforms, layout changes between
+* ``breakdown``: where the ``fft`` path's time goes: it and the floor timed side by side,
+  and its time split by ``torch.profiler`` into transforms, layout changes between
   (B, L, D) and (B, D, N), spectral products, and the rest, each in units of the floor.
-* ``crossover``: direct vs FFT vs auto over lengths 8..16384, and auto's time over the faster.
+* ``crossover``: direct vs ``fft`` vs ``native`` vs auto over lengths 8..16384, and auto's time
+  over the fastest.
 * ``memory``: peak bytes of tensors created by forward+backward (output and gradients
-  included), and bytes saved for backward, in units of the input's size.
+  included), and bytes saved for backward, in units of the input's size (``fft`` and
+  ``native``; the latter's own strip buffers are not tensors and are not counted).
 * ``model``: training tokens/s of an n-layer Transformer with global_conv mixers against the
   same model with attention (forward, loss, backward, AdamW step).
 
