@@ -4,13 +4,16 @@ cache, and how ``auto`` and explicit calls behave where it cannot be built."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import torch
 
+from globalconv.analysis.bench import peak_bytes
 from globalconv.ops import global_conv, native, resolve_backend
 
 needs_compiler = pytest.mark.skipif(
@@ -23,8 +26,10 @@ def fresh_build(monkeypatch, tmp_path):
     """An empty kernel cache in tmp_path; the loaded library forgotten before and after."""
     monkeypatch.setenv("GLOBALCONV_CACHE_DIR", str(tmp_path))
     native._library.cache_clear()
+    native._load_outcome.cache_clear()
     yield tmp_path
     native._library.cache_clear()
+    native._load_outcome.cache_clear()
 
 
 def reference(x, kernel, n_fft, correlate, out_len):
@@ -37,7 +42,9 @@ def reference(x, kernel, n_fft, correlate, out_len):
 @needs_compiler
 def test_the_kernel_builds_here():
     """CI and the development machines have a compiler: the kernel must build there, so that
-    the tests below never skip silently."""
+    the native cases of the shared operator tests never skip silently (unless turned off)."""
+    if os.environ.get("GLOBALCONV_NATIVE") == "0":
+        pytest.skip("turned off by GLOBALCONV_NATIVE=0")
     assert native.unavailable_reason() is None
 
 
@@ -107,6 +114,24 @@ def test_non_power_of_two_lengths_are_exact_through_padding(mode):
     )
 
 
+def test_bad_arguments_are_value_errors_before_any_raw_memory_is_touched():
+    x, kernel = torch.zeros(2, 8, 4), torch.zeros(8, 4)
+    call = lambda x, kernel, n=8: native.spectral_conv(  # noqa: E731
+        x, kernel, n, correlate=True, out_len=8
+    )
+    with pytest.raises(ValueError, match=r"got \(2, 8, 4\) and \(8, 3\)"):
+        call(x, torch.zeros(8, 3))  # channel mismatch
+    with pytest.raises(ValueError, match="needs B=2 rows, got 3"):
+        call(x, torch.zeros(3, 8, 4))
+    with pytest.raises(ValueError, match="takes x"):
+        call(torch.zeros(8, 4), kernel)
+    with pytest.raises(ValueError, match="CPU only"):
+        call(x, kernel.to("meta"))
+    huge = torch.zeros(1, 1, 1).expand(1 << 12, 8, 1 << 19)  # 2^34 elements, no memory
+    with pytest.raises(ValueError, match="32-bit"):
+        call(huge, torch.zeros(8, 1 << 19))
+
+
 def test_sizes_it_takes():
     assert [n for n in range(1, 70) if native.supports(n)] == [4, 8, 16, 32, 64]
     assert [native.transform_size(n) for n in (1, 4, 5, 64, 65)] == [4, 4, 8, 64, 128]
@@ -122,15 +147,44 @@ def test_sizes_it_takes():
 
 @needs_compiler
 def test_auto_takes_native_on_cpu_where_it_fits():
-    assert resolve_backend("auto", 64, "circular") == "native"
-    assert resolve_backend("auto", 48, "circular") == "fft"  # 48 is not a power of two
-    assert resolve_backend("auto", 2, "circular") == "fft"  # below the smallest size, 4
-    for mode in ("causal", "full"):  # padded to the next power of two: always
-        assert all(resolve_backend("auto", L, mode) == "native" for L in (1, 48, 1100))
-    assert resolve_backend("auto", 64, "circular", "cuda") == "fft"
-    x = torch.randn(2, 128, 3, requires_grad=True)
-    name = type(global_conv(x, torch.randn(128, 3)).grad_fn).__name__
+    auto = lambda L, mode="circular", channels=64: resolve_backend(  # noqa: E731
+        "auto", L, mode, "cpu", channels=channels
+    )
+    assert auto(64) == "native" and auto(1 << 15) == "native"
+    assert auto(48) == "fft"  # not a power of two
+    assert auto(2) == "fft"  # below the smallest size, 4
+    assert auto(1 << 16) == "fft"  # past AUTO_NATIVE_MAX_N: a strip's buffers leave the cache
+    assert auto(64, channels=16) == "fft"  # narrower than a strip
+    assert auto(64, channels=None) == "native"  # channels not known
+    for mode in ("causal", "full"):  # the next power of two, within 1.25x of the fft path's size
+        assert auto(1000, mode) == "native"  # 2048 against 2000
+        assert auto(48, mode) == "fft" and auto(1100, mode) == "fft"  # 128 vs 96, 4096 vs 2250
+        assert auto(1 << 14, mode) == "native" and auto(1 << 15, mode) == "fft"  # N = 2^15, 2^16
+    assert resolve_backend("auto", 64, "circular", "cuda", channels=64) == "fft"
+    x = torch.randn(2, 128, 32, requires_grad=True)
+    name = type(global_conv(x, torch.randn(128, 32)).grad_fn).__name__
     assert name == "_NativeSpectralConvBackward"
+    x = torch.randn(2, 128, 8, requires_grad=True)  # 8 channels: auto keeps torch.fft
+    assert type(global_conv(x, torch.randn(128, 8)).grad_fn).__name__ == "_SpectralConvBackward"
+
+
+def test_compiled_graphs_keep_torch_fft(monkeypatch):
+    """torch.compile cannot trace a ctypes call (fullgraph=True would fail)."""
+    monkeypatch.setattr(torch.compiler, "is_compiling", lambda: True)
+    assert resolve_backend("auto", 64, "circular", "cpu", channels=64) == "fft"
+
+
+@needs_compiler
+def test_inference_stores_no_spectrum():
+    """Under no_grad the forward keeps nothing for a backward that cannot come, even with a
+    kernel that requires grad (a parameter): its peak is the output and the kernel's spectrum."""
+    x = torch.randn(4, 256, 64)
+    kernel = torch.randn(256, 64, requires_grad=True)
+    run = lambda: global_conv(x, kernel, backend="native")  # noqa: E731
+    with torch.no_grad():
+        inference = peak_bytes(run)
+    training = peak_bytes(run)  # grad enabled: the input's spectrum is kept
+    assert training - inference >= 0.9 * x.numel() * 4, (training, inference)
 
 
 def test_where_it_cannot_build_auto_keeps_torch_fft_and_explicit_calls_say_why(
@@ -152,6 +206,27 @@ def test_it_can_be_turned_off(fresh_build, monkeypatch):
     assert native.unavailable_reason() == "turned off by GLOBALCONV_NATIVE=0"
 
 
+def test_a_failed_build_is_not_retried_on_every_call(fresh_build, monkeypatch):
+    log = fresh_build / "calls"
+    compiler = fresh_build / "cxx"
+    compiler.write_text(
+        f'#!/bin/sh\necho "$@" >> {log}\n[ "$1" = --version ] && echo fake && exit 0\nexit 1\n'
+    )
+    compiler.chmod(0o755)
+    monkeypatch.setenv("CXX", str(compiler))
+    for _ in range(3):
+        assert resolve_backend("auto", 64, "circular") == "fft"
+        assert "compiling the kernel failed" in native.unavailable_reason()
+    assert len(log.read_text().splitlines()) == 2  # one version query, one compile
+
+
+def test_an_unexpected_error_while_loading_leaves_auto_working(fresh_build, monkeypatch):
+    monkeypatch.setattr(native, "SOURCE", fresh_build / "missing.cpp")
+    assert "FileNotFoundError" in native.unavailable_reason()
+    x, kernel = torch.randn(1, 64, 2, dtype=torch.float64), torch.randn(64, 2, dtype=torch.float64)
+    torch.testing.assert_close(global_conv(x, kernel), global_conv(x, kernel, backend="direct"))
+
+
 @needs_compiler
 def test_a_failing_compile_is_reported_and_leaves_no_library(fresh_build, monkeypatch):
     broken = fresh_build / "broken.cpp"
@@ -170,11 +245,17 @@ def test_the_build_is_cached_by_source_compiler_and_cpu(fresh_build, monkeypatch
     real_run = native.subprocess.run
     spy = lambda cmd, **kw: calls.append(cmd) or real_run(cmd, **kw)  # noqa: E731
     monkeypatch.setattr(native.subprocess, "run", spy)
-    native._library.cache_clear()
-    assert native.available()  # loaded from the cache: the compiler is only asked its version
-    assert all("--version" in cmd for cmd in calls), calls
+
+    def reload():
+        native._library.cache_clear()
+        native._load_outcome.cache_clear()
+        return native.available()
+
+    assert reload()  # loaded from the cache: the compiler is only asked its version
+    assert len(calls) == 1 and "--version" in calls[0], calls
     monkeypatch.setattr(native, "_cpu", lambda: "another CPU")
-    assert native._build(shutil.which("c++") or "g++") != built[0]  # another key, another build
+    assert reload()  # another key, another build beside the first
+    assert len(list((fresh_build / "native").glob("native_fft-*.so"))) == 2
 
 
 @needs_compiler
@@ -200,6 +281,39 @@ def test_the_kernel_is_clean_under_address_and_undefined_behaviour_sanitizers(tm
     assert built.returncode == 0, built.stderr
     ran = subprocess.run([str(binary)], capture_output=True, text=True, timeout=300)
     assert ran.returncode == 0 and ran.stdout.strip() == "ok", ran.stdout + ran.stderr
+
+
+@needs_compiler
+def test_a_temp_directory_another_user_could_write_is_refused(fresh_build, monkeypatch):
+    monkeypatch.setattr(native.tempfile, "tempdir", str(fresh_build))
+    shared = fresh_build / f"globalconv-{os.getuid()}"
+    shared.mkdir(mode=0o777)
+    shared.chmod(0o777)  # as if planted by another user: writable by all
+    with pytest.raises(OSError, match="not a private directory"):
+        native._private_temp_dir()
+
+
+@needs_compiler
+def test_running_out_of_memory_is_a_memory_error_not_a_crash(tmp_path):
+    """A transform whose strip buffers cannot be allocated (512 bytes per point per thread:
+    8 GiB at N = 2^24) under a 3 GiB address-space limit; in a child process."""
+    script = (
+        "import resource, torch\n"
+        "from globalconv.ops import native\n"
+        "assert native.available()\n"
+        "soft, hard = resource.getrlimit(resource.RLIMIT_AS)\n"
+        "used = int(open('/proc/self/statm').read().split()[0]) * resource.getpagesize()\n"
+        "resource.setrlimit(resource.RLIMIT_AS, (used + (3 << 30), hard))\n"
+        "x, k = torch.zeros(1, 8, 1), torch.zeros(8, 1)\n"
+        "try:\n"
+        "    native.spectral_conv(x, k, 1 << 24, correlate=True, out_len=8)\n"
+        "except MemoryError as error:\n"
+        "    print('MemoryError', error)\n"
+    )
+    ran = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert ran.returncode == 0 and "could not allocate its strip buffers" in ran.stdout, (
+        ran.stdout + ran.stderr
+    )
 
 
 @needs_compiler

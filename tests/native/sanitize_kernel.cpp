@@ -8,12 +8,12 @@
 #include <complex>
 #include <cmath>
 extern "C" {
-void gc_rfft_f32(const float*, int, int, int, int, float*, int);
-void gc_forward_f32(const float*, int, int, int, const float*, int, int, int, float*, int, float*, int);
-void gc_backward_f32(const float*, int, int, int, const float*, int, int, int, float*, int, const float*, float*, int, int);
-void gc_forward_f64(const double*, int, int, int, const double*, int, int, int, double*, int, double*, int);
-void gc_backward_f64(const double*, int, int, int, const double*, int, int, int, double*, int, const double*, double*, int, int);
-void gc_rfft_f64(const double*, int, int, int, int, double*, int);
+int gc_rfft_f32(const float*, int, int, int, int, float*, int);
+int gc_forward_f32(const float*, int, int, int, const float*, int, int, int, float*, int, float*, int);
+int gc_backward_f32(const float*, int, int, int, const float*, int, int, int, float*, int, const float*, float*, int, int);
+int gc_forward_f64(const double*, int, int, int, const double*, int, int, int, double*, int, double*, int);
+int gc_backward_f64(const double*, int, int, int, const double*, int, int, int, double*, int, const double*, double*, int, int);
+int gc_rfft_f64(const double*, int, int, int, int, double*, int);
 }
 template <typename T, typename R, typename F, typename Bk>
 void run(R rfft, F fwd, Bk bwd, int B, int L, int T_, int D, int N, int out_len, int BK, int threads) {
@@ -24,14 +24,15 @@ void run(R rfft, F fwd, Bk bwd, int B, int L, int T_, int D, int N, int out_len,
   T* x = arr(0, size_t(B) * L * D); T* k = arr(1, size_t(BK) * T_ * D); T* K = arr(2, size_t(BK) * Fq * D * 2);
   T* y = arr(3, size_t(B) * out_len * D); T* X = arr(4, size_t(B) * Fq * D * 2); T* g = arr(5, size_t(B) * out_len * D);
   T* gx = arr(6, size_t(B) * L * D); T* gk = arr(7, size_t(BK) * T_ * D);
-  rfft(k, BK, T_, D, N, K, threads);
+  int status = rfft(k, BK, T_, D, N, K, threads);
   for (int c = 0; c < 2; ++c) {
-    fwd(x, B, L, D, K, BK, c, N, y, out_len, X, threads);
-    fwd(x, B, L, D, K, BK, c, N, y, out_len, nullptr, threads);
-    bwd(g, B, out_len, D, K, BK, c, N, gx, L, X, gk, T_, threads);
-    bwd(g, B, out_len, D, K, BK, c, N, nullptr, L, X, gk, T_, threads);
-    bwd(g, B, out_len, D, K, BK, c, N, gx, L, nullptr, nullptr, T_, threads);
+    status |= fwd(x, B, L, D, K, BK, c, N, y, out_len, X, threads);
+    status |= fwd(x, B, L, D, K, BK, c, N, y, out_len, nullptr, threads);
+    status |= bwd(g, B, out_len, D, K, BK, c, N, gx, L, X, gk, T_, threads);
+    status |= bwd(g, B, out_len, D, K, BK, c, N, nullptr, L, X, gk, T_, threads);
+    status |= bwd(g, B, out_len, D, K, BK, c, N, gx, L, nullptr, nullptr, T_, threads);
   }
+  if (status != 0) { printf("status %d\n", status); std::exit(1); }
   for (size_t i = 0; i < keep[3].size(); ++i) if (!std::isfinite(double(keep[3][i]))) { printf("nonfinite\n"); std::exit(1); }
   delete[] keep;
 }

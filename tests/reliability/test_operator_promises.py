@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from globalconv import global_conv, mixers
+from globalconv.ops import native
 
 
 def reference(x, kernel, mode, n):
@@ -87,7 +88,16 @@ def test_degenerate_shapes_are_value_errors(shape, kernel_shape, message):
         global_conv(torch.randn(shape), torch.randn(kernel_shape))
 
 
-@pytest.mark.parametrize("backend", ["fft", "native"])
+@pytest.mark.parametrize(
+    "backend",
+    [
+        "fft",
+        pytest.param(
+            "native",
+            marks=pytest.mark.skipif(not native.available(), reason="native kernel unavailable"),
+        ),
+    ],
+)
 @pytest.mark.parametrize("mode", ["circular", "causal", "full"])
 def test_double_backward_through_the_fft_backends_is_a_clear_error(mode, backend):
     x = torch.randn(2, 8, 3, dtype=torch.float64, requires_grad=True)

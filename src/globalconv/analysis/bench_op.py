@@ -209,7 +209,7 @@ def part_table(settings: Settings) -> list[dict[str, Any]]:
                     "plain_s": t.get("plain"),
                     "mixer_s": t.get("mixer"),
                     "attention_s": t.get("attention"),
-                    "auto": resolve_backend("auto", L, mode, dev),
+                    "auto": resolve_backend("auto", L, mode, dev, channels=D),
                 }
             )
             _progress(settings, f"table {mode} L={L}")
@@ -358,7 +358,7 @@ def part_crossover(settings: Settings) -> list[dict[str, Any]]:
                     "plain_s": t.get("plain"),
                     "fft_s": t["fft"],
                     "native_s": t.get("native"),
-                    "auto": resolve_backend("auto", L, mode, dev),
+                    "auto": resolve_backend("auto", L, mode, dev, channels=D),
                     "auto_s": t["auto"],
                     "auto_over_best": t["auto"] / best,
                 }
@@ -418,7 +418,7 @@ def part_memory(settings: Settings) -> list[dict[str, Any]]:
                 "native_saved_over_input": None,
                 "native_peak_over_input": None,
             }
-            if with_native:  # tensors only: its own strip buffers are a few per thread
+            if with_native:  # tensors only: its strip buffers (512 B per point per thread) are not
                 native_step = op_step(mode, "native", B, L, D, dev)
                 row["native_saved_over_input"] = _saved_bytes(native_step) / input_bytes
                 row["native_peak_over_input"] = bench.peak_bytes(native_step) / input_bytes

@@ -50,6 +50,14 @@ AUTO_DIRECT_MAX_LEN = 0
 # Xeon, B=4, D=256, L = 1024-16384, every mode): pocketfft was 1.0-2.4x slower than torch.fft
 # forward+backward and 1.1-2.3x forward only at every size, so 0: `auto` is torch.fft everywhere.
 AUTO_POCKETFFT_MAX_N = {"circular": 0, "causal": 0, "full": 0}
+# Where `auto` takes the native kernel on CPU (see ``native_fits``; measured with `globalconv
+# bench op`, README "Speed and memory"): at least this many channels (a strip is 32 wide in
+# float32; narrower inputs waste lanes), transforms of at most this size (past it a strip's
+# buffers leave the cache), and for the zero-padded modes a power-of-two size at most this
+# factor above the fft path's 5-smooth one (its saved spectra grow with it).
+AUTO_NATIVE_MIN_CHANNELS = 32
+AUTO_NATIVE_MAX_N = 1 << 15
+AUTO_NATIVE_MAX_GROWTH = 1.25
 
 
 def global_conv(
@@ -75,7 +83,7 @@ def global_conv(
             x = _zero_padding(x, lengths)
         y = flash.causal_conv(x, _taps_within(kernel, mode, kernel.shape[0], L))
         return y if lengths is None else y * _valid_mask(lengths, L, y.dtype)
-    backend = resolve_backend(backend, L, mode, x.device)
+    backend = resolve_backend(backend, L, mode, x.device, channels=D)
 
     out_dtype = x.dtype
     dtype = torch.promote_types(torch.promote_types(x.dtype, kernel.dtype), torch.float32)
@@ -192,30 +200,41 @@ def _taps_within(kernel: Tensor, mode: str, K: int, L: int) -> Tensor:
 
 
 def resolve_backend(
-    backend: Backend, L: int, mode: Mode = "circular", device: torch.device | str = "cpu"
+    backend: Backend,
+    L: int,
+    mode: Mode = "circular",
+    device: torch.device | str = "cpu",
+    channels: int | None = None,
 ) -> Literal["direct", "fft", "native", "pocketfft"]:
-    """The backend ``auto`` stands for at length L, in this mode, on this device."""
+    """The backend ``auto`` stands for at length L, in this mode, on this device, for inputs
+    of ``channels`` channels (None: not known, taken as enough for the native kernel)."""
     if backend != "auto":
         return backend
     if L <= AUTO_DIRECT_MAX_LEN:
         return "direct"
     if torch.device(device).type != "cpu":
         return "fft"
-    if native_fits(mode, L) and native.available():
+    # torch.compile cannot trace into a ctypes call: compiled graphs keep torch.fft
+    compiling = torch.compiler.is_compiling()
+    if not compiling and native_fits(mode, L, channels) and native.available():
         return "native"
     return "pocketfft" if fft_size(mode, L) <= AUTO_POCKETFFT_MAX_N[mode] else "fft"
 
 
-def native_fits(mode: Mode, L: int) -> bool:
+def native_fits(mode: Mode, L: int, channels: int | None = None) -> bool:
     """Whether ``auto`` takes the native kernel (on CPU, where it builds) at length L.
 
-    It transforms powers of two. Circular mode transforms L itself, so it fits where L is one;
-    elsewhere ``backend='native'`` pads to 2L as for ragged lengths, measured 2x slower than
-    torch.fft at size L, so ``auto`` keeps torch.fft there. The zero-padded modes take the next
-    power of two, less than twice the fft path's 5-smooth size, and the kernel was faster at
-    every length measured, 1.07x even where its size is 1.82x (`globalconv bench op --parts
-    crossover`, L = 8 to 4096, 2-core CPU; README)."""
-    return native.supports(L) if mode == "circular" else True
+    It transforms powers of two. Circular mode transforms L itself, so it fits where L is one
+    (elsewhere ``backend='native'`` pads to 2L as for ragged lengths, slower than torch.fft at
+    size L). The zero-padded modes take the next power of two, while that is at most
+    AUTO_NATIVE_MAX_GROWTH times the fft path's 5-smooth size. Both need at most
+    AUTO_NATIVE_MAX_N points and at least AUTO_NATIVE_MIN_CHANNELS channels (when known)."""
+    if channels is not None and channels < AUTO_NATIVE_MIN_CHANNELS:
+        return False
+    if mode == "circular":
+        return native.supports(L) and L <= AUTO_NATIVE_MAX_N
+    size, fft_path = native.transform_size(2 * L - 1), fast_fft_size(2 * L - 1)
+    return size <= AUTO_NATIVE_MAX_N and size <= AUTO_NATIVE_MAX_GROWTH * fft_path
 
 
 def _check_native() -> None:
@@ -234,7 +253,7 @@ def fft_size(mode: Mode, L: int) -> int:
 def flops(mode: Mode, L: int, D: int, backend: Backend = "auto") -> int:
     """Analytic forward FLOPs of one sequence (multiply-add = 2; a real FFT of size n counts
     2.5 n log2 n; a complex multiply 6). Kernel transform included, once per sequence."""
-    if resolve_backend(backend, L) == "direct":
+    if backend == "direct" or (backend == "auto" and L <= AUTO_DIRECT_MAX_LEN):
         return 2 * L * L * D if mode != "full" else 2 * L * (2 * L - 1) * D
     n = fft_size(mode, L)
     return int(D * (3 * rfft_flops(n) + 6 * (n // 2 + 1)))

@@ -50,7 +50,8 @@ def spectral_conv(
     x (B, L, D) and kernel (T, D) or (B, T, D) are real, L and T at most ``n_fft``, zero padded
     to it. ``correlate`` picks t+s (correlation) over t-s (convolution).
     """
-    return _SpectralConv.apply(x, kernel, n_fft, correlate, out_len)
+    keep = torch.is_grad_enabled() and kernel.requires_grad  # the kernel gradient needs X
+    return _SpectralConv.apply(x, kernel, n_fft, correlate, out_len, keep)
 
 
 def _chunks(x: Tensor, n_fft: int) -> list[tuple[slice, slice]]:
@@ -120,12 +121,11 @@ def _copy_tiles(out: Tensor, src: Tensor) -> None:
 
 class _SpectralConv(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x: Tensor, kernel: Tensor, n_fft: int, correlate: bool, out_len: int):
+    def forward(ctx, x: Tensor, kernel: Tensor, n_fft: int, correlate: bool, out_len: int, keep):
         B, L, D = x.shape
         batched = kernel.dim() == 3
         K = _spectrum(kernel if batched else kernel.unsqueeze(0), n_fft)  # (B or 1, D, F)
         M = K.conj_physical() if correlate else K
-        keep = ctx.needs_input_grad[1]  # the kernel gradient needs the input spectrum
         y = x.new_empty(B, out_len, D)
         spectra = []  # conj(X) per chunk: the kernel gradient's factor, conjugated once here
         ctx.chunks = _chunks(x, n_fft)  # the backward pairs its chunks with these spectra
@@ -175,4 +175,4 @@ class _SpectralConv(torch.autograd.Function):
             grad_k = grad_y.new_empty(A.shape[0], taps, D)
             _store(grad_k, A, n_fft)
             grad_k = grad_k if batched else grad_k[0]
-        return grad_x, grad_k, None, None, None
+        return grad_x, grad_k, None, None, None, None

@@ -25,7 +25,9 @@ import ctypes
 import hashlib
 import os
 import platform
+import shlex
 import shutil
+import stat
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -61,13 +63,22 @@ def available() -> bool:
 
 
 def unavailable_reason() -> str | None:
-    """Why the kernel is unavailable, or None when it is available."""
+    """Why the kernel is unavailable, or None when it is available. The first call builds or
+    loads it; the outcome, failure included, is kept for the process, so a failed build is not
+    retried on every call. An optional kernel never breaks ``auto``: any error becomes a reason."""
     if _suspensions:
         return "suspended (inside native.suspended())"
+    return _load_outcome()
+
+
+@cache
+def _load_outcome() -> str | None:
     try:
         _library()
     except NativeUnavailable as error:
         return str(error)
+    except Exception as error:  # noqa: BLE001 - e.g. a missing source file, an odd filesystem
+        return f"loading failed unexpectedly: {type(error).__name__}: {error}"
     return None
 
 
@@ -77,7 +88,8 @@ _suspensions: list[None] = []
 @contextmanager
 def suspended() -> Iterator[None]:
     """Within, the kernel counts as unavailable, so ``auto`` takes torch.fft: for tools that see
-    torch's operators only (torch's FLOP counter, the profiler)."""
+    torch's operators only (torch's FLOP counter, the profiler). Process-wide: every thread's
+    ``auto`` sees it."""
     _suspensions.append(None)
     try:
         yield
@@ -93,8 +105,25 @@ def spectral_conv(
     x (B, L, D) and kernel (T, D) or (B, T, D) are real float32 or float64 CPU tensors, L, T and
     out_len at most ``n_fft``, a power of two. ``correlate`` picks t+s over t-s.
     """
-    if x.device.type != "cpu":
-        raise ValueError(f"backend 'native' runs on CPU only, got x on {x.device}; use 'fft'")
+    _check(x, kernel, n_fft, out_len)
+    keep = torch.is_grad_enabled() and kernel.requires_grad  # the kernel gradient needs X
+    return _NativeSpectralConv.apply(x, kernel, n_fft, correlate, out_len, keep)
+
+
+def _check(x: Tensor, kernel: Tensor, n_fft: int, out_len: int) -> None:
+    """Everything the kernel trusts: it reads and writes raw memory."""
+    if x.device.type != "cpu" or kernel.device.type != "cpu":
+        raise ValueError(
+            f"backend 'native' runs on CPU only, got x on {x.device} and the kernel on "
+            f"{kernel.device}; use 'fft'"
+        )
+    if x.dim() != 3 or kernel.dim() not in (2, 3) or kernel.shape[-1] != x.shape[-1]:
+        raise ValueError(
+            f"backend 'native' takes x (B, L, D) and a kernel (T, D) or (B, T, D), got "
+            f"{tuple(x.shape)} and {tuple(kernel.shape)}"
+        )
+    if kernel.dim() == 3 and kernel.shape[0] != x.shape[0]:
+        raise ValueError(f"a per-sequence kernel needs B={x.shape[0]} rows, got {kernel.shape[0]}")
     if not supports(n_fft):
         raise ValueError(f"backend 'native' transforms powers of two >= {MIN_SIZE}, got {n_fft}")
     if x.dtype not in (torch.float32, torch.float64) or kernel.dtype != x.dtype:
@@ -102,12 +131,17 @@ def spectral_conv(
             f"backend 'native' takes float32 or float64 x and kernel of one dtype, got "
             f"{x.dtype} and {kernel.dtype}"
         )
-    if max(x.shape[1], kernel.shape[-2], out_len) > n_fft:
+    if max(x.shape[1], kernel.shape[-2], out_len) > n_fft or out_len < 0:
         raise ValueError(
             f"lengths {x.shape[1]} (x), {kernel.shape[-2]} (kernel), {out_len} (output) must be "
             f"at most the transform size {n_fft}"
         )
-    return _NativeSpectralConv.apply(x, kernel, n_fft, correlate, out_len)
+    largest = max(x.numel(), kernel.numel(), x.shape[0] * out_len * x.shape[-1])
+    if max(largest, x.shape[0] * (n_fft + 2) * x.shape[-1]) >= 2**31:
+        raise ValueError(
+            "backend 'native' indexes with 32-bit sizes: an array or spectrum here has 2^31 or "
+            "more elements; use backend='fft'"
+        )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -128,12 +162,17 @@ def _complex(dtype: torch.dtype) -> torch.dtype:
 
 def _call(name: str, dtype: torch.dtype, *args) -> None:
     suffix = "f32" if dtype == torch.float32 else "f64"
-    getattr(_library(), f"gc_{name}_{suffix}")(*args, torch.get_num_threads())
+    status = getattr(_library(), f"gc_{name}_{suffix}")(*args, torch.get_num_threads())
+    if status != 0:  # the only failure the kernel reports: its strip buffers
+        raise MemoryError(
+            "backend 'native' could not allocate its strip buffers (half a KiB per transform "
+            "point per thread); use fewer threads or backend='fft'"
+        )
 
 
 class _NativeSpectralConv(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x: Tensor, kernel: Tensor, n_fft: int, correlate: bool, out_len: int):
+    def forward(ctx, x: Tensor, kernel: Tensor, n_fft: int, correlate: bool, out_len: int, keep):
         x = _ready(x)
         B, L, D = x.shape
         batched = kernel.dim() == 3
@@ -141,8 +180,7 @@ class _NativeSpectralConv(torch.autograd.Function):
         F = n_fft // 2 + 1
         K = x.new_empty(k.shape[0], F, D, dtype=_complex(x.dtype))
         _call("rfft", x.dtype, _ptr(k), k.shape[0], k.shape[1], D, n_fft, _ptr(K))
-        # the kernel gradient needs the input's spectrum
-        X = x.new_empty(B, F, D, dtype=K.dtype) if ctx.needs_input_grad[1] else None
+        X = x.new_empty(B, F, D, dtype=K.dtype) if keep else None  # for the kernel gradient
         y = x.new_empty(B, out_len, D)
         _call(
             "forward", x.dtype,
@@ -173,7 +211,7 @@ class _NativeSpectralConv(torch.autograd.Function):
         )  # fmt: skip
         if grad_k is not None and not batched:
             grad_k = grad_k[0]
-        return grad_x, grad_k, None, None, None
+        return grad_x, grad_k, None, None, None, None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -218,26 +256,14 @@ def _library() -> ctypes.CDLL:
         raise NativeUnavailable("turned off by GLOBALCONV_NATIVE=0")
     if platform.system() != "Linux":
         raise NativeUnavailable(f"built on Linux only, not on {platform.system()}")
-    compiler = os.environ.get("CXX") or shutil.which("c++") or shutil.which("g++")
-    if not compiler:
+    compiler = shlex.split(os.environ.get("CXX", "")) or [
+        shutil.which("c++") or shutil.which("g++")
+    ]
+    if not compiler[0]:
         raise NativeUnavailable("no C++ compiler found (set $CXX or install g++)")
-    path = _build(compiler)
-    try:
-        library = ctypes.CDLL(str(path))
-    except OSError as error:
-        raise NativeUnavailable(f"the built kernel {path} does not load: {error}") from None
-    for name, argtypes in _SIGNATURES.items():
-        for suffix in ("f32", "f64"):
-            function = getattr(library, f"gc_{name}_{suffix}")
-            function.argtypes, function.restype = argtypes, None
-    return library
-
-
-def _build(compiler: str) -> Path:
-    """The kernel's shared library for this source, compiler and CPU, compiled if not cached."""
     try:
         version = subprocess.run(
-            [compiler, "--version"], capture_output=True, text=True, timeout=60, check=True
+            [*compiler, "--version"], capture_output=True, text=True, timeout=60, check=True
         ).stdout
     except (OSError, subprocess.SubprocessError) as error:
         raise NativeUnavailable(f"the C++ compiler {compiler!r} does not run: {error}") from None
@@ -245,18 +271,36 @@ def _build(compiler: str) -> Path:
     for part in (SOURCE.read_bytes(), version.encode(), " ".join(FLAGS).encode(), _cpu().encode()):
         key.update(part)
     name = f"native_fft-{key.hexdigest()[:16]}.so"
-    # a read-only cache directory (a shared home, a container) falls back to the temp directory
-    fallback = Path(tempfile.gettempdir()) / f"globalconv-{os.getuid()}"
+    # A cache that cannot be written or loaded from (a read-only home, a noexec mount) falls back
+    # to a private directory under the temp directory.
     errors = []
-    for directory in dict.fromkeys([cache_dir() / "native", fallback / "native"]):
+    for directory in dict.fromkeys([cache_dir() / "native", _private_temp_dir()]):
         try:
-            return _build_in(directory, name, compiler)
+            path = _build_in(directory, name, compiler)
+            library = ctypes.CDLL(str(path))
         except OSError as error:
             errors.append(f"{directory}: {error}")
-    raise NativeUnavailable(f"cannot write the kernel to {' nor '.join(errors)}")
+            continue
+        for function_name, argtypes in _SIGNATURES.items():
+            for suffix in ("f32", "f64"):
+                function = getattr(library, f"gc_{function_name}_{suffix}")
+                function.argtypes, function.restype = argtypes, ctypes.c_int
+        return library
+    raise NativeUnavailable(f"cannot build or load the kernel in {' nor '.join(errors)}")
 
 
-def _build_in(directory: Path, name: str, compiler: str) -> Path:
+def _private_temp_dir() -> Path:
+    """$TMPDIR/globalconv-<uid>/native, made 0700; refused (OSError) unless this user owns it and
+    nobody else can write to it: a library another user could plant must never be loaded."""
+    base = Path(tempfile.gettempdir()) / f"globalconv-{os.getuid()}"
+    base.mkdir(mode=0o700, exist_ok=True)
+    info = base.lstat()
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid() or info.st_mode & 0o022:
+        raise OSError(f"{base} is not a private directory of this user; remove it")
+    return base / "native"
+
+
+def _build_in(directory: Path, name: str, compiler: list[str]) -> Path:
     """directory/name, compiled there unless present; OSError where it cannot be written."""
     from filelock import FileLock
 
@@ -269,7 +313,7 @@ def _build_in(directory: Path, name: str, compiler: str) -> Path:
             return path
         with tempfile.TemporaryDirectory(dir=directory) as scratch:
             built = Path(scratch) / name
-            command = [compiler, *FLAGS, str(SOURCE), "-o", str(built)]
+            command = [*compiler, *FLAGS, str(SOURCE), "-o", str(built)]
             try:
                 result = subprocess.run(command, capture_output=True, text=True, timeout=300)
             except subprocess.TimeoutExpired:

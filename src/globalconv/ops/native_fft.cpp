@@ -76,25 +76,27 @@ inline void prefetch_row(const T* p, int write) {
 }
 
 template <typename T>
-T* zeros(size_t count) {  // 64-byte aligned
+T* zeros(size_t count) {  // 64-byte aligned; null when out of memory
   const size_t bytes = (sizeof(T) * count + 63) / 64 * 64;
   T* p = static_cast<T*>(std::aligned_alloc(64, bytes));
-  if (!p) throw std::bad_alloc();
-  std::memset(p, 0, bytes);
+  if (p) std::memset(p, 0, bytes);
   return p;
 }
 
-// One thread's buffers for a strip of W channels: the packed signal (ping-pong) and two spectra.
+// One thread's buffers for a strip of W channels: the packed signal (ping-pong) and two spectra;
+// 8 n W values in all. `ok` is false when an allocation failed.
 template <typename T, int W>
 struct Workspace {
   int n;
   T *zr[2], *zi[2], *vr, *vi, *ar, *ai;
+  bool ok;
   explicit Workspace(int n_) : n(n_) {
     for (int i = 0; i < 2; ++i) {
       zr[i] = zeros<T>(size_t(n) * W), zi[i] = zeros<T>(size_t(n) * W);
     }
     vr = zeros<T>(size_t(n + 1) * W), vi = zeros<T>(size_t(n + 1) * W);
     ar = zeros<T>(size_t(n + 1) * W), ai = zeros<T>(size_t(n + 1) * W);
+    ok = zr[0] && zi[0] && zr[1] && zi[1] && vr && vi && ar && ai;
   }
   ~Workspace() {
     for (T* p : {zr[0], zi[0], zr[1], zi[1], vr, vi, ar, ai}) std::free(p);
@@ -169,13 +171,11 @@ template <typename T, int W>
 void forward_spectrum(Workspace<T, W>& ws, const Twiddles<T>& tw, const T* src, int rows, int D,
                       int nl) {
   const int n = ws.n;
-  T* __restrict zr = ws.zr[0];
-  T* __restrict zi = ws.zi[0];
-  for (int j = 0; j < n; ++j) {
+  for (int j = 0; j < n; ++j) {  // packed into (zr[0], zi[0]), which the FFT then reads
     const int r0 = 2 * j, r1 = 2 * j + 1;
-    T* er = zr + size_t(j) * W;
-    T* ei = zi + size_t(j) * W;
-    if (r1 + AHEAD < rows) {
+    T* er = ws.zr[0] + size_t(j) * W;
+    T* ei = ws.zi[0] + size_t(j) * W;
+    if (nl == W && r1 + AHEAD < rows) {
       prefetch_row<T, W>(src + size_t(r0 + AHEAD) * D, 0);
       prefetch_row<T, W>(src + size_t(r1 + AHEAD) * D, 0);
     }
@@ -214,8 +214,8 @@ template <typename T, int W>
 void inverse_to(Workspace<T, W>& ws, const Twiddles<T>& tw, const T* ur, const T* ui, T* dst,
                 int rows, int D, int nl) {
   const int n = ws.n;
-  T* __restrict zr = ws.zr[0];
-  T* __restrict zi = ws.zi[0];
+  T* zr = ws.zr[0];  // packed here, then transformed (the FFT's own pointers alias these)
+  T* zi = ws.zi[0];
   for (int k = 0; k < n; ++k) {
     const T* pr = ur + size_t(k) * W;
     const T* pi = ui + size_t(k) * W;
@@ -237,7 +237,7 @@ void inverse_to(Workspace<T, W>& ws, const Twiddles<T>& tw, const T* ur, const T
   const T scale = T(1) / T(n);
   for (int j = 0; j < n; ++j) {
     const int r0 = 2 * j, r1 = 2 * j + 1;
-    if (r1 + AHEAD < rows) {
+    if (nl == W && r1 + AHEAD < rows) {
       prefetch_row<T, W>(dst + size_t(r0 + AHEAD) * D, 1);
       prefetch_row<T, W>(dst + size_t(r1 + AHEAD) * D, 1);
     }
@@ -257,7 +257,7 @@ template <typename T, int W>
 void store_spectrum(const Workspace<T, W>& ws, T* dst, int D, int nl) {
   for (int k = 0; k <= ws.n; ++k) {
     T* out = dst + size_t(k) * D * 2;
-    if (k + AHEAD <= ws.n) prefetch_row<T, 2 * W>(out + size_t(AHEAD) * D * 2, 1);
+    if (nl == W && k + AHEAD <= ws.n) prefetch_row<T, 2 * W>(out + size_t(AHEAD) * D * 2, 1);
     for (int l = 0; l < nl; ++l) {
       out[2 * l] = ws.vr[size_t(k) * W + l], out[2 * l + 1] = ws.vi[size_t(k) * W + l];
     }
@@ -266,14 +266,15 @@ void store_spectrum(const Workspace<T, W>& ws, T* dst, int D, int nl) {
 
 // (ur, ui) (+)= (vr, vi) * m, m read from interleaved complex src (row stride D), conjugated on
 // request; the strip's spectrum v conjugated on request too. u may be v. Lanes >= nl are left
-// as they are (zero from the workspace's allocation, so the FFT never meets garbage there).
+// as they are (finite values of an earlier strip or zeros; lanes never mix, and no lane >= nl
+// is ever stored).
 template <typename T, int W>
 void multiply(const T* vr, const T* vi, bool conj_v, const T* src, int D, int nl, bool conj_m,
               bool accumulate, int n, T* ur, T* ui) {
   const T sv = conj_v ? T(-1) : T(1), sm = conj_m ? T(-1) : T(1);
   for (int k = 0; k <= n; ++k) {
     const T* m = src + size_t(k) * D * 2;
-    if (k + AHEAD <= n) prefetch_row<T, 2 * W>(m + size_t(AHEAD) * D * 2, 0);
+    if (nl == W && k + AHEAD <= n) prefetch_row<T, 2 * W>(m + size_t(AHEAD) * D * 2, 0);
     const size_t o = size_t(k) * W;
     if (nl == W) {
       for (int l = 0; l < W; ++l) {
@@ -291,23 +292,29 @@ void multiply(const T* vr, const T* vi, bool conj_v, const T* src, int D, int nl
   }
 }
 
-// Runs body(item, workspace) for every item on up to `threads` OpenMP threads.
+// Runs body(item, workspace) for every item on up to `threads` OpenMP threads. Returns 0, or 1
+// when a thread could not allocate its workspace (nothing may throw out of the parallel region).
 template <typename T, int W, typename Body>
-void for_each_strip(int items, int threads, int n, Body body) {
+int for_each_strip(int items, int threads, int n, Body body) {
   threads = std::max(1, std::min(threads, items));
-#pragma omp parallel num_threads(threads)
+  int failed = 0;
+#pragma omp parallel num_threads(threads) reduction(| : failed)
   {
     Workspace<T, W> ws(n);
+    failed = ws.ok ? 0 : 1;
 #pragma omp for schedule(static)
-    for (int item = 0; item < items; ++item) body(item, ws);
+    for (int item = 0; item < items; ++item) {
+      if (ws.ok) body(item, ws);
+    }
   }
+  return failed;
 }
 
 template <typename T, int W>
-void rfft(const T* x, int B, int L, int D, int N, T* out, int threads) {
+int rfft(const T* x, int B, int L, int D, int N, T* out, int threads) {
   const int n = N / 2, F = n + 1, strips = (D + W - 1) / W;
   const Twiddles<T>& tw = twiddles<T>(N);
-  for_each_strip<T, W>(B * strips, threads, n, [&](int item, Workspace<T, W>& ws) {
+  return for_each_strip<T, W>(B * strips, threads, n, [&](int item, Workspace<T, W>& ws) {
     const int b = item / strips, c = item % strips * W, nl = std::min(W, D - c);
     forward_spectrum(ws, tw, x + size_t(b) * L * D + c, L, D, nl);
     store_spectrum(ws, out + (size_t(b) * F * D + c) * 2, D, nl);
@@ -315,11 +322,11 @@ void rfft(const T* x, int B, int L, int D, int N, T* out, int threads) {
 }
 
 template <typename T, int W>
-void forward(const T* x, int B, int L, int D, const T* K, int BK, int correlate, int N, T* y,
+int forward(const T* x, int B, int L, int D, const T* K, int BK, int correlate, int N, T* y,
              int out_len, T* X, int threads) {
   const int n = N / 2, F = n + 1, strips = (D + W - 1) / W;
   const Twiddles<T>& tw = twiddles<T>(N);
-  for_each_strip<T, W>(B * strips, threads, n, [&](int item, Workspace<T, W>& ws) {
+  return for_each_strip<T, W>(B * strips, threads, n, [&](int item, Workspace<T, W>& ws) {
     const int b = item / strips, c = item % strips * W, nl = std::min(W, D - c);
     forward_spectrum(ws, tw, x + size_t(b) * L * D + c, L, D, nl);
     if (X) store_spectrum(ws, X + (size_t(b) * F * D + c) * 2, D, nl);
@@ -330,7 +337,7 @@ void forward(const T* x, int B, int L, int D, const T* K, int BK, int correlate,
 }
 
 template <typename T, int W>
-void backward(const T* g, int B, int out_len, int D, const T* K, int BK, int correlate, int N,
+int backward(const T* g, int B, int out_len, int D, const T* K, int BK, int correlate, int N,
               T* gx, int L, const T* X, T* gk, int taps, int threads) {
   const int n = N / 2, F = n + 1, strips = (D + W - 1) / W;
   const Twiddles<T>& tw = twiddles<T>(N);
@@ -347,19 +354,30 @@ void backward(const T* g, int B, int out_len, int D, const T* K, int BK, int cor
       inverse_to(ws, tw, ws.vr, ws.vi, gx + size_t(b) * L * D + c, L, D, nl);
     }
   };
-  if (shared) {
-    for_each_strip<T, W>(strips, threads, n, [&](int item, Workspace<T, W>& ws) {
+  if (shared) {  // parallel over strips only: the batch sum runs in order, so results do not
+                 // depend on the thread count (and D/W strips bound the threads used)
+    return for_each_strip<T, W>(strips, threads, n, [&](int item, Workspace<T, W>& ws) {
       const int c = item * W, nl = std::min(W, D - c);
       for (int b = 0; b < B; ++b) sequence(b, c, nl, ws, b > 0);
       inverse_to(ws, tw, ws.ar, ws.ai, gk + c, taps, D, nl);
     });
-    return;
   }
-  for_each_strip<T, W>(B * strips, threads, n, [&](int item, Workspace<T, W>& ws) {
+  return for_each_strip<T, W>(B * strips, threads, n, [&](int item, Workspace<T, W>& ws) {
     const int b = item / strips, c = item % strips * W, nl = std::min(W, D - c);
     sequence(b, c, nl, ws, false);
     if (gk) inverse_to(ws, tw, ws.ar, ws.ai, gk + size_t(b) * taps * D + c, taps, D, nl);
   });
+}
+
+// Nothing may throw across the C boundary: a failed allocation (the twiddle tables, a workspace)
+// becomes status 1, which the caller raises as MemoryError.
+template <typename F>
+int guarded(F f) {
+  try {
+    return f();
+  } catch (const std::bad_alloc&) {
+    return 1;
+  }
 }
 
 }  // namespace
@@ -367,28 +385,37 @@ void backward(const T* g, int B, int out_len, int D, const T* K, int BK, int cor
 // W: channels per strip, 128 bytes of them (two cache lines, two AVX-512 registers): measured
 // against 64 and 32 bytes with `globalconv bench op`.
 extern "C" {
-void gc_rfft_f32(const float* x, int B, int L, int D, int N, float* out, int threads) {
-  rfft<float, 32>(x, B, L, D, N, out, threads);
+int gc_rfft_f32(const float* x, int B, int L, int D, int N, float* out, int threads) {
+  return guarded([&] { return rfft<float, 32>(x, B, L, D, N, out, threads); });
 }
-void gc_rfft_f64(const double* x, int B, int L, int D, int N, double* out, int threads) {
-  rfft<double, 16>(x, B, L, D, N, out, threads);
+int gc_rfft_f64(const double* x, int B, int L, int D, int N, double* out, int threads) {
+  return guarded([&] { return rfft<double, 16>(x, B, L, D, N, out, threads); });
 }
-void gc_forward_f32(const float* x, int B, int L, int D, const float* K, int BK, int correlate,
-                    int N, float* y, int out_len, float* X, int threads) {
-  forward<float, 32>(x, B, L, D, K, BK, correlate, N, y, out_len, X, threads);
+int gc_forward_f32(const float* x, int B, int L, int D, const float* K, int BK, int correlate,
+                   int N, float* y, int out_len, float* X, int threads) {
+  return guarded([&] {
+    return forward<float, 32>(x, B, L, D, K, BK, correlate, N, y, out_len, X, threads);
+  });
 }
-void gc_forward_f64(const double* x, int B, int L, int D, const double* K, int BK, int correlate,
-                    int N, double* y, int out_len, double* X, int threads) {
-  forward<double, 16>(x, B, L, D, K, BK, correlate, N, y, out_len, X, threads);
+int gc_forward_f64(const double* x, int B, int L, int D, const double* K, int BK, int correlate,
+                   int N, double* y, int out_len, double* X, int threads) {
+  return guarded([&] {
+    return forward<double, 16>(x, B, L, D, K, BK, correlate, N, y, out_len, X, threads);
+  });
 }
-void gc_backward_f32(const float* g, int B, int out_len, int D, const float* K, int BK,
-                     int correlate, int N, float* gx, int L, const float* X, float* gk, int taps,
-                     int threads) {
-  backward<float, 32>(g, B, out_len, D, K, BK, correlate, N, gx, L, X, gk, taps, threads);
+int gc_backward_f32(const float* g, int B, int out_len, int D, const float* K, int BK,
+                    int correlate, int N, float* gx, int L, const float* X, float* gk, int taps,
+                    int threads) {
+  return guarded([&] {
+    return backward<float, 32>(g, B, out_len, D, K, BK, correlate, N, gx, L, X, gk, taps, threads);
+  });
 }
-void gc_backward_f64(const double* g, int B, int out_len, int D, const double* K, int BK,
-                     int correlate, int N, double* gx, int L, const double* X, double* gk,
-                     int taps, int threads) {
-  backward<double, 16>(g, B, out_len, D, K, BK, correlate, N, gx, L, X, gk, taps, threads);
+int gc_backward_f64(const double* g, int B, int out_len, int D, const double* K, int BK,
+                    int correlate, int N, double* gx, int L, const double* X, double* gk,
+                    int taps, int threads) {
+  return guarded([&] {
+    return backward<double, 16>(g, B, out_len, D, K, BK, correlate, N, gx, L, X, gk, taps,
+                                threads);
+  });
 }
 }

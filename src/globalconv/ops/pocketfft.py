@@ -36,7 +36,8 @@ def spectral_conv(
         raise ValueError(
             f"backend 'pocketfft' runs on CPU only, got x on {x.device}; use backend='fft'"
         )
-    return _PocketSpectralConv.apply(x, kernel, n_fft, correlate, out_len)
+    keep = torch.is_grad_enabled() and kernel.requires_grad  # the kernel gradient needs X
+    return _PocketSpectralConv.apply(x, kernel, n_fft, correlate, out_len, keep)
 
 
 def _array(t: Tensor) -> np.ndarray:
@@ -59,12 +60,11 @@ def _store(out: np.ndarray, spectrum: np.ndarray, n_fft: int) -> None:
 
 class _PocketSpectralConv(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x: Tensor, kernel: Tensor, n_fft: int, correlate: bool, out_len: int):
+    def forward(ctx, x: Tensor, kernel: Tensor, n_fft: int, correlate: bool, out_len: int, keep):
         B, L, D = x.shape
         batched = kernel.dim() == 3
         K = _rfft(_array(kernel if batched else kernel.unsqueeze(0)), n_fft)  # (B or 1, F, D)
         M = np.conj(K) if correlate else K
-        keep = ctx.needs_input_grad[1]  # the kernel gradient needs the input spectrum
         xa = _array(x)
         y = np.empty((B, out_len, D), dtype=xa.dtype)
         spectra = []  # conj(X) per chunk, as tensors sharing the arrays' memory
@@ -110,4 +110,4 @@ class _PocketSpectralConv(torch.autograd.Function):
             grad_k = np.empty((A.shape[0], taps, D), dtype=g.dtype)
             _store(grad_k, A, n_fft)
             grad_k = torch.from_numpy(grad_k if batched else grad_k[0])
-        return None if grad_x is None else torch.from_numpy(grad_x), grad_k, None, None, None
+        return None if grad_x is None else torch.from_numpy(grad_x), grad_k, None, None, None, None
