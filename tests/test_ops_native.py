@@ -16,15 +16,34 @@ import torch
 from globalconv.analysis.bench import peak_bytes
 from globalconv.ops import global_conv, native, resolve_backend
 
+# what needs the kernel itself: a compiler, and the kernel not turned off by GLOBALCONV_NATIVE=0
+# (test_the_kernel_builds_here fails wherever a compiler exists and it is not built)
 needs_compiler = pytest.mark.skipif(
     shutil.which("c++") is None and shutil.which("g++") is None, reason="no C++ compiler"
 )
+turned_off = os.environ.get("GLOBALCONV_NATIVE") == "0"
+
+
+def apply(marks):
+    def decorate(test):
+        for mark in marks:
+            test = mark(test)
+        return test
+
+    return decorate
+
+
+needs_native = [
+    needs_compiler,
+    pytest.mark.skipif(turned_off, reason="turned off by GLOBALCONV_NATIVE=0"),
+]
 
 
 @pytest.fixture
 def fresh_build(monkeypatch, tmp_path):
     """An empty kernel cache in tmp_path; the loaded library forgotten before and after."""
     monkeypatch.setenv("GLOBALCONV_CACHE_DIR", str(tmp_path))
+    monkeypatch.delenv("GLOBALCONV_NATIVE", raising=False)  # the build itself is under test
     native._library.cache_clear()
     native._load_outcome.cache_clear()
     yield tmp_path
@@ -39,7 +58,7 @@ def reference(x, kernel, n_fft, correlate, out_len):
     return torch.fft.irfft(X * (K.conj() if correlate else K), n=n_fft, dim=1)[:, :out_len]
 
 
-@needs_compiler
+@apply(needs_native)
 def test_the_kernel_builds_here():
     """CI and the development machines have a compiler: the kernel must build there, so that
     the native cases of the shared operator tests never skip silently (unless turned off)."""
@@ -48,7 +67,7 @@ def test_the_kernel_builds_here():
     assert native.unavailable_reason() is None
 
 
-@needs_compiler
+@apply(needs_native)
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("batched", [False, True])
 @pytest.mark.parametrize(
@@ -80,7 +99,7 @@ def test_forward_and_gradients_match_float64_torch_fft(dtype, batched, B, L, T, 
             torch.testing.assert_close(got.double(), ref, **tol)
 
 
-@needs_compiler
+@apply(needs_native)
 def test_results_do_not_depend_on_the_thread_count():
     """Strips are independent and the kernel gradient sums the batch in order within a strip,
     so one thread and two give the same bits."""
@@ -101,7 +120,7 @@ def test_results_do_not_depend_on_the_thread_count():
         assert torch.equal(one, two)
 
 
-@needs_compiler
+@apply(needs_native)
 @pytest.mark.parametrize("mode", ["circular", "causal", "full"])
 def test_non_power_of_two_lengths_are_exact_through_padding(mode):
     """Circular mode at L = 48 (not a power of two) runs the ragged formula at N = 128."""
@@ -127,9 +146,11 @@ def test_bad_arguments_are_value_errors_before_any_raw_memory_is_touched():
         call(torch.zeros(8, 4), kernel)
     with pytest.raises(ValueError, match="CPU only"):
         call(x, kernel.to("meta"))
-    huge = torch.zeros(1, 1, 1).expand(1 << 12, 8, 1 << 19)  # 2^34 elements, no memory
-    with pytest.raises(ValueError, match="32-bit"):
-        call(huge, torch.zeros(8, 1 << 19))
+    with pytest.raises(ValueError, match="at most the transform size"):
+        native.spectral_conv(x, kernel, 8, correlate=True, out_len=-1)
+    wide = torch.zeros(1, 1, 1).expand(1, 8, 1 << 31)  # 2^31 channels, no memory: not a C int
+    with pytest.raises(ValueError, match=r"sizes below 2\^31"):
+        call(wide, torch.zeros(1, 1).expand(8, 1 << 31))
 
 
 def test_sizes_it_takes():
@@ -145,7 +166,7 @@ def test_sizes_it_takes():
         )
 
 
-@needs_compiler
+@apply(needs_native)
 def test_auto_takes_native_on_cpu_where_it_fits():
     auto = lambda L, mode="circular", channels=64: resolve_backend(  # noqa: E731
         "auto", L, mode, "cpu", channels=channels
@@ -174,13 +195,30 @@ def test_compiled_graphs_keep_torch_fft(monkeypatch):
     assert resolve_backend("auto", 64, "circular", "cpu", channels=64) == "fft"
 
 
-@needs_compiler
-def test_inference_stores_no_spectrum():
+@apply(needs_native)
+def test_auto_compiles_whole_graphs():
+    x = torch.randn(2, 64, 32, dtype=torch.float64, requires_grad=True)
+    kernel = torch.randn(64, 32, dtype=torch.float64, requires_grad=True)
+    assert resolve_backend("auto", 64, "circular", "cpu", channels=32) == "native"  # eagerly
+    compiled = torch.compile(lambda a, k: global_conv(a, k), fullgraph=True, backend="eager")
+    y = compiled(x, kernel)
+    gx, gk = torch.autograd.grad(y.square().sum(), (x, kernel))
+    want = global_conv(x, kernel, backend="direct")
+    wx, wk = torch.autograd.grad(want.square().sum(), (x, kernel))
+    for got, ref in ((y, want), (gx, wx), (gk, wk)):
+        torch.testing.assert_close(got, ref)
+
+
+NATIVE = pytest.param("native", marks=needs_native)
+
+
+@pytest.mark.parametrize("backend", ["fft", NATIVE])
+def test_inference_stores_no_spectrum(backend):
     """Under no_grad the forward keeps nothing for a backward that cannot come, even with a
     kernel that requires grad (a parameter): its peak is the output and the kernel's spectrum."""
     x = torch.randn(4, 256, 64)
     kernel = torch.randn(256, 64, requires_grad=True)
-    run = lambda: global_conv(x, kernel, backend="native")  # noqa: E731
+    run = lambda: global_conv(x, kernel, backend=backend)  # noqa: E731
     with torch.no_grad():
         inference = peak_bytes(run)
     training = peak_bytes(run)  # grad enabled: the input's spectrum is kept
@@ -220,6 +258,7 @@ def test_a_failed_build_is_not_retried_on_every_call(fresh_build, monkeypatch):
     assert len(log.read_text().splitlines()) == 2  # one version query, one compile
 
 
+@needs_compiler
 def test_an_unexpected_error_while_loading_leaves_auto_working(fresh_build, monkeypatch):
     monkeypatch.setattr(native, "SOURCE", fresh_build / "missing.cpp")
     assert "FileNotFoundError" in native.unavailable_reason()
@@ -258,7 +297,7 @@ def test_the_build_is_cached_by_source_compiler_and_cpu(fresh_build, monkeypatch
     assert len(list((fresh_build / "native").glob("native_fft-*.so"))) == 2
 
 
-@needs_compiler
+@apply(needs_native)
 def test_suspended_hands_auto_back_to_torch_fft():
     """For tools that see torch's operators only (the FLOP counter)."""
     assert resolve_backend("auto", 1024, "circular") == "native"
@@ -285,15 +324,23 @@ def test_the_kernel_is_clean_under_address_and_undefined_behaviour_sanitizers(tm
 
 @needs_compiler
 def test_a_temp_directory_another_user_could_write_is_refused(fresh_build, monkeypatch):
-    monkeypatch.setattr(native.tempfile, "tempdir", str(fresh_build))
-    shared = fresh_build / f"globalconv-{os.getuid()}"
-    shared.mkdir(mode=0o777)
-    shared.chmod(0o777)  # as if planted by another user: writable by all
-    with pytest.raises(OSError, match="not a private directory"):
-        native._private_temp_dir()
+    temp = fresh_build / "tmp"
+    temp.mkdir()
+    monkeypatch.setattr(native.tempfile, "tempdir", str(temp))
+    planted = temp / f"globalconv-{os.getuid()}"
+    planted.mkdir()
+    planted.chmod(0o777)  # as if planted by another user: writable by all
+    assert native.available()  # the cache works: the temp directory is never consulted
+    native._library.cache_clear()
+    native._load_outcome.cache_clear()
+    blocked = fresh_build / "a-file"
+    blocked.write_text("not a directory")
+    monkeypatch.setenv("GLOBALCONV_CACHE_DIR", str(blocked))  # the cache fails: fallback refused
+    assert "not a private directory" in native.unavailable_reason()
+    assert not list(planted.rglob("*.so"))
 
 
-@needs_compiler
+@apply(needs_native)
 def test_running_out_of_memory_is_a_memory_error_not_a_crash(tmp_path):
     """A transform whose strip buffers cannot be allocated (512 bytes per point per thread:
     8 GiB at N = 2^24) under a 3 GiB address-space limit; in a child process."""

@@ -228,7 +228,9 @@ def native_fits(mode: Mode, L: int, channels: int | None = None) -> bool:
     (elsewhere ``backend='native'`` pads to 2L as for ragged lengths, slower than torch.fft at
     size L). The zero-padded modes take the next power of two, while that is at most
     AUTO_NATIVE_MAX_GROWTH times the fft path's 5-smooth size. Both need at most
-    AUTO_NATIVE_MAX_N points and at least AUTO_NATIVE_MIN_CHANNELS channels (when known)."""
+    AUTO_NATIVE_MAX_N points and at least AUTO_NATIVE_MIN_CHANNELS channels (when known). The
+    sizes judged are those of full-length sequences with full-length kernels: ragged circular
+    inputs transform 2L, and a causal kernel shorter than L pads to less."""
     if channels is not None and channels < AUTO_NATIVE_MIN_CHANNELS:
         return False
     if mode == "circular":

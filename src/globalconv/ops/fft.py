@@ -54,6 +54,16 @@ def spectral_conv(
     return _SpectralConv.apply(x, kernel, n_fft, correlate, out_len, keep)
 
 
+def first_derivatives_only(backend: str) -> None:
+    """Called first in a backward: grad enabled there means create_graph=True, i.e. a derivative
+    of this backward is asked, which the FFT backends do not provide."""
+    if torch.is_grad_enabled():
+        raise RuntimeError(
+            f"global_conv's {backend} backend has first derivatives only; for second "
+            "derivatives (create_graph=True) use backend='direct'"
+        )
+
+
 def _chunks(x: Tensor, n_fft: int) -> list[tuple[slice, slice]]:
     """(sequences, channels) slices of x (B, L, D): on CPU whole sequences, about CHUNK_ELEMENTS
     channel samples at a time, or channel blocks of one sequence when it is larger; all of x
@@ -143,11 +153,7 @@ class _SpectralConv(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_y: Tensor):
-        if torch.is_grad_enabled():  # create_graph=True: a derivative of this backward is asked
-            raise RuntimeError(
-                "global_conv's fft backend has first derivatives only; for second derivatives "
-                "(create_graph=True) use backend='direct'"
-            )
+        first_derivatives_only("fft")
         K, *spectra = ctx.saved_tensors
         L, taps, n_fft, correlate, batched = ctx.shape
         need_x, need_k = ctx.needs_input_grad[:2]

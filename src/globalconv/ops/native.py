@@ -9,7 +9,8 @@ the kernel's for the backward; the kernel gradient's batch sum is taken strip by
 
 The kernel is compiled on first use with the system's C++ compiler (``$CXX`` or ``c++``, with
 OpenMP, ``-march=native``) into a cache directory (``$GLOBALCONV_CACHE_DIR``, else
-``~/.cache/globalconv``; the temp directory where that cannot be written), keyed by the source,
+``~/.cache/globalconv``; where that cannot be written or loaded from, a private 0700 directory
+under the temp directory, refused if anyone else could write to it), keyed by the source,
 the compiler and the CPU, under a file lock so that parallel workers build it once; a couple of
 seconds of compiling, once per machine. Where it cannot be
 built, ``available()`` is False and says why (``unavailable_reason()``), and ``auto`` keeps the
@@ -37,6 +38,8 @@ from pathlib import Path
 
 import torch
 from torch import Tensor
+
+from globalconv.ops.fft import first_derivatives_only
 
 SOURCE = Path(__file__).with_name("native_fft.cpp")
 FLAGS = ("-O3", "-march=native", "-fno-math-errno", "-fopenmp", "-shared", "-fPIC", "-std=c++17")
@@ -136,11 +139,10 @@ def _check(x: Tensor, kernel: Tensor, n_fft: int, out_len: int) -> None:
             f"lengths {x.shape[1]} (x), {kernel.shape[-2]} (kernel), {out_len} (output) must be "
             f"at most the transform size {n_fft}"
         )
-    largest = max(x.numel(), kernel.numel(), x.shape[0] * out_len * x.shape[-1])
-    if max(largest, x.shape[0] * (n_fft + 2) * x.shape[-1]) >= 2**31:
+    if max(*x.shape, *kernel.shape, n_fft + 2) >= 2**31:  # passed as C ints
         raise ValueError(
-            "backend 'native' indexes with 32-bit sizes: an array or spectrum here has 2^31 or "
-            "more elements; use backend='fft'"
+            f"backend 'native' takes sizes below 2^31, got x {tuple(x.shape)}, kernel "
+            f"{tuple(kernel.shape)}, transform {n_fft}; use backend='fft'"
         )
 
 
@@ -162,11 +164,14 @@ def _complex(dtype: torch.dtype) -> torch.dtype:
 
 def _call(name: str, dtype: torch.dtype, *args) -> None:
     suffix = "f32" if dtype == torch.float32 else "f64"
+    reason = _load_outcome()  # kept for the process: a failed build is not retried per call
+    if reason is not None:
+        raise NativeUnavailable(f"backend 'native' is unavailable here: {reason}")
     status = getattr(_library(), f"gc_{name}_{suffix}")(*args, torch.get_num_threads())
-    if status != 0:  # the only failure the kernel reports: its strip buffers
+    if status != 0:  # the only failure the kernel reports: memory
         raise MemoryError(
-            "backend 'native' could not allocate its strip buffers (half a KiB per transform "
-            "point per thread); use fewer threads or backend='fft'"
+            "backend 'native' could not allocate its strip buffers or twiddle tables (about "
+            "512 bytes per transform point per thread); use fewer threads or backend='fft'"
         )
 
 
@@ -192,11 +197,7 @@ class _NativeSpectralConv(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_y: Tensor):
-        if torch.is_grad_enabled():  # create_graph=True: a derivative of this backward is asked
-            raise RuntimeError(
-                "global_conv's native backend has first derivatives only; for second "
-                "derivatives (create_graph=True) use backend='direct'"
-            )
+        first_derivatives_only("native")
         K, X = ctx.saved_tensors
         L, taps, n_fft, correlate, batched = ctx.shape
         need_x, need_k = ctx.needs_input_grad[:2]
@@ -266,16 +267,20 @@ def _library() -> ctypes.CDLL:
             [*compiler, "--version"], capture_output=True, text=True, timeout=60, check=True
         ).stdout
     except (OSError, subprocess.SubprocessError) as error:
-        raise NativeUnavailable(f"the C++ compiler {compiler!r} does not run: {error}") from None
+        command = " ".join(compiler)
+        raise NativeUnavailable(f"the C++ compiler {command!r} does not run: {error}") from None
     key = hashlib.sha256()
-    for part in (SOURCE.read_bytes(), version.encode(), " ".join(FLAGS).encode(), _cpu().encode()):
+    flags = " ".join([*compiler[1:], *FLAGS])  # words of $CXX past the compiler are flags too
+    for part in (SOURCE.read_bytes(), version.encode(), flags.encode(), _cpu().encode()):
         key.update(part)
     name = f"native_fft-{key.hexdigest()[:16]}.so"
     # A cache that cannot be written or loaded from (a read-only home, a noexec mount) falls back
     # to a private directory under the temp directory.
     errors = []
-    for directory in dict.fromkeys([cache_dir() / "native", _private_temp_dir()]):
+    for where in (lambda: cache_dir() / "native", _private_temp_dir):
+        directory = "the temp directory"
         try:
+            directory = where()
             path = _build_in(directory, name, compiler)
             library = ctypes.CDLL(str(path))
         except OSError as error:
