@@ -12,10 +12,11 @@ OpenMP, ``-march=native``) into a cache directory (``$GLOBALCONV_CACHE_DIR``, el
 ``~/.cache/globalconv``; where that cannot be written or loaded from, a private 0700 directory
 under the temp directory, refused if anyone else could write to it), keyed by the source,
 the compiler and the CPU, under a file lock so that parallel workers build it once; a couple of
-seconds of compiling, once per machine. Where it cannot be
-built, ``available()`` is False and says why (``unavailable_reason()``), and ``auto`` keeps the
-torch.fft path; ``GLOBALCONV_NATIVE=0`` turns it off. Its OpenMP threads are torch's own (the
-library links the OpenMP runtime torch has loaded), ``torch.get_num_threads()`` of them.
+seconds of compiling, once per machine. Where it cannot be built, ``available()`` is False and
+says why (``unavailable_reason()``), the outcome is kept for the process, and ``auto`` keeps the
+torch.fft path; ``GLOBALCONV_NATIVE=0`` turns it off. It runs ``torch.get_num_threads()``
+OpenMP threads; its ``libgomp.so.1`` resolves to the copy torch's wheel has loaded, so the two
+share one thread pool.
 
 Only first derivatives: the backward is not itself differentiable.
 """
