@@ -2,9 +2,9 @@
 //
 // torch.fft transforms contiguous rows, so a (B, L, D) operator must copy its input to
 // (B, D, L) and its output back; those copies cost about as much as the transforms. Here the
-// length axis is transformed where it lies: a strip of W adjacent channels (a couple of cache lines
-// per row) is read row by row into a small buffer, and the FFT runs on all W channels at
-// once, the channel being the SIMD lane. The products with the kernel's spectrum and the inverse
+// length axis is transformed where it lies: a strip of W adjacent channels (two cache lines per
+// row) is read row by row into a small buffer, and the FFT runs on all W channels at once, the
+// channel being the SIMD lane. The products with the kernel's spectrum and the inverse
 // transform follow on the same strip while it is in cache, so a signal crosses memory once on
 // the way in and once on the way out.
 //
@@ -345,8 +345,8 @@ int backward(const T* g, int B, int out_len, int D, const T* K, int BK, int corr
   auto sequence = [&](int b, int c, int nl, Workspace<T, W>& ws, bool accumulate) {
     forward_spectrum(ws, tw, g + size_t(b) * out_len * D + c, out_len, D, nl);  // G
     if (gk) {  // (ar, ai) (+)= conj X_b G_b, or X_b conj G_b when correlating
-      multiply<T, W>(ws.vr, ws.vi, correlate, X + (size_t(b) * F * D + c) * 2, D, nl, !correlate,
-               accumulate, n, ws.ar, ws.ai);
+      const T* xb = X + (size_t(b) * F * D + c) * 2;
+      multiply<T, W>(ws.vr, ws.vi, correlate, xb, D, nl, !correlate, accumulate, n, ws.ar, ws.ai);
     }
     if (gx) {  // G * conj(M), written over G
       const T* m = K + (size_t(BK == 1 ? 0 : b) * F * D + c) * 2;
