@@ -372,3 +372,13 @@ def test_an_unwritable_cache_falls_back_to_the_temp_directory(fresh_build, monke
     (fresh_build / "tmp").mkdir()
     assert native.available()
     assert len(list((fresh_build / "tmp").glob("globalconv-*/native/native_fft-*.so"))) == 1
+
+
+@apply(needs_native)
+def test_a_kernel_gradient_without_a_kept_spectrum_is_an_error_not_a_null_read():
+    """spectral_conv keeps X exactly when the kernel gradient can be asked; called directly
+    without it, the backward refuses rather than hand the kernel a null spectrum."""
+    x, kernel = torch.randn(1, 8, 32), torch.randn(8, 32, requires_grad=True)
+    y = native._NativeSpectralConv.apply(x, kernel, 8, True, 8, False)
+    with pytest.raises(RuntimeError, match="kept no input spectrum"):
+        y.sum().backward()

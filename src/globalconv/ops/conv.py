@@ -125,7 +125,7 @@ def _check(x: Tensor, kernel: Tensor, mode: str, lengths: Tensor | None, backend
             f"backend {backend!r} runs on CPU only, got x on {x.device}; use backend='fft'"
         )
     if backend == "native":
-        _check_native()
+        native.require()
     if not isinstance(x, Tensor) or x.dim() != 3:
         shape = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
         raise ValueError(f"x must have shape (B, L, D), got {shape}")
@@ -237,14 +237,6 @@ def native_fits(mode: Mode, L: int, channels: int | None = None) -> bool:
         return native.supports(L) and L <= AUTO_NATIVE_MAX_N
     size, fft_path = native.transform_size(2 * L - 1), fast_fft_size(2 * L - 1)
     return size <= AUTO_NATIVE_MAX_N and size <= AUTO_NATIVE_MAX_GROWTH * fft_path
-
-
-def _check_native() -> None:
-    reason = native.unavailable_reason()
-    if reason is not None:
-        raise native.NativeUnavailable(
-            f"backend 'native' is unavailable here: {reason}; use backend='fft' (auto does)"
-        )
 
 
 def fft_size(mode: Mode, L: int) -> int:

@@ -86,6 +86,15 @@ def _load_outcome() -> str | None:
     return None
 
 
+def require() -> None:
+    """Raises NativeUnavailable, saying why, unless the kernel is available."""
+    reason = unavailable_reason()
+    if reason is not None:
+        raise NativeUnavailable(
+            f"backend 'native' is unavailable here: {reason}; use backend='fft' (auto does)"
+        )
+
+
 _suspensions: list[None] = []
 
 
@@ -165,9 +174,7 @@ def _complex(dtype: torch.dtype) -> torch.dtype:
 
 def _call(name: str, dtype: torch.dtype, *args) -> None:
     suffix = "f32" if dtype == torch.float32 else "f64"
-    reason = _load_outcome()  # kept for the process: a failed build is not retried per call
-    if reason is not None:
-        raise NativeUnavailable(f"backend 'native' is unavailable here: {reason}")
+    require()  # the outcome is kept for the process: a failed build is not retried per call
     status = getattr(_library(), f"gc_{name}_{suffix}")(*args, torch.get_num_threads())
     if status != 0:  # the only failure the kernel reports: memory
         raise MemoryError(
@@ -202,6 +209,10 @@ class _NativeSpectralConv(torch.autograd.Function):
         K, X = ctx.saved_tensors
         L, taps, n_fft, correlate, batched = ctx.shape
         need_x, need_k = ctx.needs_input_grad[:2]
+        if need_k and X is None:  # the kernel would read a null spectrum
+            raise RuntimeError(
+                "global_conv's native backend kept no input spectrum to differentiate"
+            )
         g = _ready(grad_y)
         B, out_len, D = g.shape
         grad_x = g.new_empty(B, L, D) if need_x else None
@@ -221,26 +232,12 @@ class _NativeSpectralConv(torch.autograd.Function):
 
 _INT = ctypes.c_int
 _PTR = ctypes.c_void_p
-_SIGNATURES = {
+_SIGNATURES = {  # argument types of gc_<name>_f32/_f64 in native_fft.cpp, in order
     "rfft": [_PTR, _INT, _INT, _INT, _INT, _PTR, _INT],
     "forward": [_PTR, _INT, _INT, _INT, _PTR, _INT, _INT, _INT, _PTR, _INT, _PTR, _INT],
-    "backward": [
-        _PTR,
-        _INT,
-        _INT,
-        _INT,
-        _PTR,
-        _INT,
-        _INT,
-        _INT,
-        _PTR,
-        _INT,
-        _PTR,
-        _PTR,
-        _INT,
-        _INT,
-    ],
-}
+    "backward": [_PTR, _INT, _INT, _INT, _PTR, _INT, _INT, _INT, _PTR, _INT, _PTR, _PTR, _INT,
+                 _INT],
+}  # fmt: skip
 
 
 def cache_dir() -> Path:
